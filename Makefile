@@ -1,0 +1,41 @@
+# Loom: `make demo` runs the lab demo, `make test` runs the whole test suite.
+# Both install what they need first (Debian packages, venv, protos) and start
+# Open vSwitch in userspace mode.
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: all bootstrap ovs protos protos-check lint test test-unit demo bench clean
+
+all: test
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+ovs: bootstrap
+	bash scripts/start-ovs.sh
+
+protos: bootstrap
+	bash scripts/gen-protos.sh
+
+protos-check: bootstrap
+	bash scripts/gen-protos.sh --check
+
+lint: bootstrap
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: bootstrap ovs protos-check lint
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-unit: bootstrap protos-check
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+demo: bootstrap ovs
+	$(PY) -m lab.mininet demo
+
+bench: bootstrap ovs
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	$(PY) -m lab.mininet clean || true
+	rm -rf .pytest_cache .ruff_cache

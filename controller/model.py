@@ -1,0 +1,211 @@
+"""The controller's logical model: immutable dataclasses for every resource.
+
+The store persists these, the API converts them to and from protobuf, and the
+compiler reads them. Objects are frozen; a change is a new object with
+``dataclasses.replace``. Every object has a ``tag``: a small integer, unique per
+kind and never reused, which the dataplane uses in registers and cookies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+# device_owner values with a meaning to Loom (Neutron's spelling).
+OWNER_DHCP = "network:dhcp"
+OWNER_ROUTER_INTERFACE = "network:router_interface"
+OWNER_COMPUTE_PREFIX = "compute:"
+
+PORT_DOWN = "DOWN"
+PORT_BUILD = "BUILD"
+PORT_ACTIVE = "ACTIVE"
+PORT_ERROR = "ERROR"
+
+NETWORK_TYPES = ("vxlan", "flat", "vlan")
+
+# The stages a port goes through on its host, in order. A port is ACTIVE when
+# every stage its host must reach is done.
+STAGE_ACCEPTED = "accepted"
+STAGE_COMPILED = "compiled"
+STAGE_FLOWS_INSTALLED = "flows_installed"
+STAGE_DHCP_READY = "dhcp_ready"
+STAGE_METADATA_READY = "metadata_ready"
+STAGE_UP = "up"
+PORT_STAGES = (
+    STAGE_ACCEPTED,
+    STAGE_COMPILED,
+    STAGE_FLOWS_INSTALLED,
+    STAGE_DHCP_READY,
+    STAGE_METADATA_READY,
+    STAGE_UP,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Fields every stored resource has."""
+
+    KIND: ClassVar[str] = ""
+
+    id: str
+    tag: int = 0
+    revision_number: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Network(Resource):
+    KIND: ClassVar[str] = "network"
+
+    name: str = ""
+    project_id: str = ""
+    admin_state_up: bool = True
+    mtu: int = 0
+    network_type: str = "vxlan"
+    segmentation_id: int = 0
+    physical_network: str = ""
+    port_security_enabled: bool = True
+    status: str = "ACTIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationPool:
+    start: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True)
+class HostRoute:
+    destination: str
+    nexthop: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subnet(Resource):
+    KIND: ClassVar[str] = "subnet"
+
+    name: str = ""
+    network_id: str = ""
+    project_id: str = ""
+    ip_version: int = 4
+    cidr: str = ""
+    gateway_ip: str | None = None
+    allocation_pools: tuple[AllocationPool, ...] = ()
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[HostRoute, ...] = ()
+    enable_dhcp: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FixedIP:
+    subnet_id: str
+    ip_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class PortStage:
+    name: str
+    done: bool = False
+    at: float = 0.0  # when it was reached, seconds since the epoch
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Port(Resource):
+    KIND: ClassVar[str] = "port"
+
+    name: str = ""
+    network_id: str = ""
+    project_id: str = ""
+    mac_address: str = ""
+    fixed_ips: tuple[FixedIP, ...] = ()
+    device_id: str = ""
+    device_owner: str = ""
+    binding_host_id: str = ""
+    # The OpenFlow port number the VIF should request on its host's br-int, so
+    # the port's flows can be installed before the VIF exists (0: unbound).
+    binding_ofport: int = 0
+    admin_state_up: bool = True
+    port_security_enabled: bool = True
+    status: str = PORT_DOWN
+    stages: tuple[PortStage, ...] = ()
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        return tuple(f.ip_address for f in self.fixed_ips)
+
+
+@dataclass(frozen=True, slots=True)
+class Instance(Resource):
+    KIND: ClassVar[str] = "instance"
+
+    name: str = ""
+    hostname: str = ""
+    project_id: str = ""
+    user_data: bytes = b""
+    public_keys: tuple[tuple[str, str], ...] = ()  # (name, key), ordered
+    metadata: tuple[tuple[str, str], ...] = ()  # (key, value), ordered
+    availability_zone: str = ""
+    host: str = ""
+    status: str = "ACTIVE"
+
+
+RESOURCE_TYPES: dict[str, type[Resource]] = {c.KIND: c for c in (Network, Subnet, Port, Instance)}
+
+
+# ------------------------------------------------------------ (de)serialise
+
+_NESTED: dict[tuple[str, str], type] = {
+    ("subnet", "allocation_pools"): AllocationPool,
+    ("subnet", "host_routes"): HostRoute,
+    ("port", "fixed_ips"): FixedIP,
+    ("port", "stages"): PortStage,
+}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def to_dict(obj: Resource) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bytes):
+            value = {"__bytes__": value.hex()}
+        elif isinstance(value, tuple):
+            value = [_plain(v) for v in value]
+        out[f.name] = value
+    return out
+
+
+def from_dict(kind: str, data: dict[str, Any]) -> Resource:
+    cls = RESOURCE_TYPES[kind]
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if isinstance(value, dict) and "__bytes__" in value:
+            value = bytes.fromhex(value["__bytes__"])
+        elif isinstance(value, list):
+            nested = _NESTED.get((kind, f.name))
+            if nested is not None:
+                value = tuple(nested(**v) for v in value)
+            else:
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def dumps(obj: Resource) -> str:
+    return json.dumps(to_dict(obj), separators=(",", ":"), sort_keys=True)
+
+
+def loads(kind: str, text: str) -> Resource:
+    return from_dict(kind, json.loads(text))

@@ -1,0 +1,206 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Network(_message.Message):
+    __slots__ = ("id", "name", "project_id", "admin_state_up", "mtu", "network_type", "segmentation_id", "physical_network", "port_security_enabled", "status", "subnets", "tag", "revision_number", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_STATE_UP_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_NETWORK_FIELD_NUMBER: _ClassVar[int]
+    PORT_SECURITY_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SUBNETS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    project_id: str
+    admin_state_up: bool
+    mtu: int
+    network_type: str
+    segmentation_id: int
+    physical_network: str
+    port_security_enabled: bool
+    status: str
+    subnets: _containers.RepeatedScalarFieldContainer[str]
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., mtu: _Optional[int] = ..., network_type: _Optional[str] = ..., segmentation_id: _Optional[int] = ..., physical_network: _Optional[str] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., subnets: _Optional[_Iterable[str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class AllocationPool(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    end: str
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...
+
+class HostRoute(_message.Message):
+    __slots__ = ("destination", "nexthop")
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    NEXTHOP_FIELD_NUMBER: _ClassVar[int]
+    destination: str
+    nexthop: str
+    def __init__(self, destination: _Optional[str] = ..., nexthop: _Optional[str] = ...) -> None: ...
+
+class Subnet(_message.Message):
+    __slots__ = ("id", "name", "network_id", "project_id", "ip_version", "cidr", "gateway_ip", "allocation_pools", "dns_nameservers", "host_routes", "enable_dhcp", "tag", "revision_number", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CIDR_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_IP_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATION_POOLS_FIELD_NUMBER: _ClassVar[int]
+    DNS_NAMESERVERS_FIELD_NUMBER: _ClassVar[int]
+    HOST_ROUTES_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_DHCP_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    network_id: str
+    project_id: str
+    ip_version: int
+    cidr: str
+    gateway_ip: str
+    allocation_pools: _containers.RepeatedCompositeFieldContainer[AllocationPool]
+    dns_nameservers: _containers.RepeatedScalarFieldContainer[str]
+    host_routes: _containers.RepeatedCompositeFieldContainer[HostRoute]
+    enable_dhcp: bool
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., network_id: _Optional[str] = ..., project_id: _Optional[str] = ..., ip_version: _Optional[int] = ..., cidr: _Optional[str] = ..., gateway_ip: _Optional[str] = ..., allocation_pools: _Optional[_Iterable[_Union[AllocationPool, _Mapping]]] = ..., dns_nameservers: _Optional[_Iterable[str]] = ..., host_routes: _Optional[_Iterable[_Union[HostRoute, _Mapping]]] = ..., enable_dhcp: _Optional[bool] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class FixedIP(_message.Message):
+    __slots__ = ("subnet_id", "ip_address")
+    SUBNET_ID_FIELD_NUMBER: _ClassVar[int]
+    IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    subnet_id: str
+    ip_address: str
+    def __init__(self, subnet_id: _Optional[str] = ..., ip_address: _Optional[str] = ...) -> None: ...
+
+class PortStage(_message.Message):
+    __slots__ = ("name", "done", "at", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    done: bool
+    at: float
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., done: _Optional[bool] = ..., at: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class Port(_message.Message):
+    __slots__ = ("id", "name", "network_id", "project_id", "mac_address", "fixed_ips", "device_id", "device_owner", "binding_host_id", "admin_state_up", "port_security_enabled", "status", "stages", "binding_vif_details", "tag", "revision_number", "created_at", "updated_at")
+    class BindingVifDetailsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FIXED_IPS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_OWNER_FIELD_NUMBER: _ClassVar[int]
+    BINDING_HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_STATE_UP_FIELD_NUMBER: _ClassVar[int]
+    PORT_SECURITY_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    BINDING_VIF_DETAILS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    network_id: str
+    project_id: str
+    mac_address: str
+    fixed_ips: _containers.RepeatedCompositeFieldContainer[FixedIP]
+    device_id: str
+    device_owner: str
+    binding_host_id: str
+    admin_state_up: bool
+    port_security_enabled: bool
+    status: str
+    stages: _containers.RepeatedCompositeFieldContainer[PortStage]
+    binding_vif_details: _containers.ScalarMap[str, str]
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., network_id: _Optional[str] = ..., project_id: _Optional[str] = ..., mac_address: _Optional[str] = ..., fixed_ips: _Optional[_Iterable[_Union[FixedIP, _Mapping]]] = ..., device_id: _Optional[str] = ..., device_owner: _Optional[str] = ..., binding_host_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[PortStage, _Mapping]]] = ..., binding_vif_details: _Optional[_Mapping[str, str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class Instance(_message.Message):
+    __slots__ = ("id", "name", "hostname", "project_id", "user_data", "public_keys", "metadata", "availability_zone", "host", "status", "ports", "tag", "revision_number", "created_at", "updated_at")
+    class PublicKeysEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_DATA_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    AVAILABILITY_ZONE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    hostname: str
+    project_id: str
+    user_data: bytes
+    public_keys: _containers.ScalarMap[str, str]
+    metadata: _containers.ScalarMap[str, str]
+    availability_zone: str
+    host: str
+    status: str
+    ports: _containers.RepeatedScalarFieldContainer[str]
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., hostname: _Optional[str] = ..., project_id: _Optional[str] = ..., user_data: _Optional[bytes] = ..., public_keys: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., availability_zone: _Optional[str] = ..., host: _Optional[str] = ..., status: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Loom needs on a fresh Debian 12 machine of this kind: Debian
+# packages, a venv that also sees Debian's Python packages (Mininet lives
+# there), the Python dependencies and the generated protos. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  openvswitch-switch dnsmasq-base mininet iproute2 ethtool iperf3 tcpdump
+  busybox-static udhcpc isc-dhcp-client cloud-init curl iputils-ping procps
+  psmisc kmod bridge-utils python3-venv python3-pip
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's Python, so Debian's Mininet (the real 2.3.0) is importable.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+stamp=.venv/.loom-deps
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q -r requirements.txt
+  .venv/bin/pip install -q --no-deps -e .
+  touch "$stamp"
+fi
