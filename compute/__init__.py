@@ -1,0 +1,1 @@
+"""Compute: instances (their API and ComputeService servicer); guests over libvirt come later."""

@@ -153,7 +153,23 @@ class Instance(Resource):
     status: str = "ACTIVE"
 
 
-RESOURCE_TYPES: dict[str, type[Resource]] = {c.KIND: c for c in (Network, Subnet, Port, Instance)}
+@dataclass(frozen=True, slots=True)
+class Agent(Resource):
+    """A hypervisor's agent, as registered. ``id`` is the host name.
+
+    Persisted, so a restarted controller still knows every host's tunnel
+    endpoint before the agents reconnect: compiling a host without its peers
+    would make its agent delete working tunnel flows.
+    """
+
+    KIND: ClassVar[str] = "agent"
+
+    tunnel_ip: str = ""
+    datapath_type: str = "netdev"
+    version: str = ""
+
+
+RESOURCE_TYPES: dict[str, type[Resource]] = {c.KIND: c for c in (Network, Subnet, Port, Instance, Agent)}
 
 
 # ------------------------------------------------------------ (de)serialise
@@ -166,21 +182,35 @@ _NESTED: dict[tuple[str, str], type] = {
 }
 
 
+# Field names per class, computed once: dataclasses.fields() and asdict() are slow on the store's hot path.
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
     if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    return list(value) if isinstance(value, tuple) else value
+        # Nested model values (FixedIP, PortStage, ...) hold scalars only.
+        return {name: getattr(value, name) for name in _field_names(type(value))}
+    return value
 
 
 def to_dict(obj: Resource) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
+    for name in _field_names(type(obj)):
+        value = getattr(obj, name)
         if isinstance(value, bytes):
             value = {"__bytes__": value.hex()}
         elif isinstance(value, tuple):
             value = [_plain(v) for v in value]
-        out[f.name] = value
+        out[name] = value
     return out
 
 

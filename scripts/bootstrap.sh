@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   openvswitch-switch dnsmasq-base mininet iproute2 ethtool iperf3 tcpdump
   busybox-static udhcpc isc-dhcp-client cloud-init curl iputils-ping procps
-  psmisc kmod bridge-utils python3-venv python3-pip
+  psmisc kmod bridge-utils python3-venv python3-pip wrk
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

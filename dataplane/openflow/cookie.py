@@ -14,6 +14,7 @@ not installed by Loom.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 LOOM_MARKER = 0x4C
@@ -55,3 +56,18 @@ def describe_cookie(cookie: int) -> str:
     except ValueError:
         return f"foreign cookie {cookie:#x}"
     return kind.name.lower() if kind is CookieKind.PIPELINE else f"{kind.name.lower()} tag {tag}"
+
+
+def owner_labels(networks: Iterable[tuple[int, str]], ports: Iterable[tuple[int, str]]) -> dict[int, str]:
+    """Cookie -> who owns the flow, from (tag, label) pairs of networks and ports.
+
+    A label names the object for people, e.g. ``network 91c0... (blue)``.
+    """
+    names: dict[int, str] = {make_cookie(CookieKind.PIPELINE): "pipeline"}
+    for tag, label in networks:
+        names[make_cookie(CookieKind.NETWORK, tag)] = label
+    for tag, label in ports:
+        names[make_cookie(CookieKind.PORT, tag)] = label
+        names[make_cookie(CookieKind.PORT_BINDING, tag)] = "binding of " + label
+        names[make_cookie(CookieKind.LOCALPORT, tag)] = "localport " + label
+    return names

@@ -63,7 +63,8 @@ FIELDS: dict[str, FieldSpec] = {
         _f("eth_dst", _B, 3, 6, FieldKind.MAC, True, "dl_dst"),
         _f("eth_src", _B, 4, 6, FieldKind.MAC, True, "dl_src"),
         _f("eth_type", _B, 5, 2, FieldKind.HEX, False, "dl_type"),
-        _f("vlan_vid", _B, 6, 2, FieldKind.HEX, True, "dl_vlan"),
+        # ovs-ofctl reads dl_vlan as the bare 12-bit VID; vlan_vid carries the OFPVID_PRESENT bit.
+        _f("vlan_vid", _B, 6, 2, FieldKind.HEX, True),
         _f("ip_proto", _B, 10, 1, FieldKind.INT, False, "nw_proto"),
         _f("ipv4_src", _B, 11, 4, FieldKind.IPV4, True, "nw_src"),
         _f("ipv4_dst", _B, 12, 4, FieldKind.IPV4, True, "nw_dst"),
@@ -73,7 +74,7 @@ FIELDS: dict[str, FieldSpec] = {
         _f("udp_dst", _B, 16, 2, FieldKind.INT, True, "tp_dst"),
         _f("icmpv4_type", _B, 19, 1, FieldKind.INT, False, "icmp_type"),
         _f("icmpv4_code", _B, 20, 1, FieldKind.INT, False, "icmp_code"),
-        _f("arp_op", _B, 21, 2, FieldKind.INT, False),
+        _f("arp_op", _B, 21, 2, FieldKind.INT, False),  # 16 bits on the wire; OVS accepts only 0-255
         _f("arp_spa", _B, 22, 4, FieldKind.IPV4, True),
         _f("arp_tpa", _B, 23, 4, FieldKind.IPV4, True),
         _f("arp_sha", _B, 24, 6, FieldKind.MAC, True),

@@ -28,22 +28,26 @@ class RegisterResponse(_message.Message):
     def __init__(self, heartbeat_interval: _Optional[float] = ..., underlay_mtu: _Optional[int] = ...) -> None: ...
 
 class SyncRequest(_message.Message):
-    __slots__ = ("host", "last_revision")
+    __slots__ = ("host", "last_revision", "epoch")
     HOST_FIELD_NUMBER: _ClassVar[int]
     LAST_REVISION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     host: str
     last_revision: int
-    def __init__(self, host: _Optional[str] = ..., last_revision: _Optional[int] = ...) -> None: ...
+    epoch: str
+    def __init__(self, host: _Optional[str] = ..., last_revision: _Optional[int] = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class SyncMessage(_message.Message):
-    __slots__ = ("revision", "snapshot", "delta")
+    __slots__ = ("revision", "epoch", "snapshot", "delta")
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     revision: int
+    epoch: str
     snapshot: HostState
     delta: HostDelta
-    def __init__(self, revision: _Optional[int] = ..., snapshot: _Optional[_Union[HostState, _Mapping]] = ..., delta: _Optional[_Union[HostDelta, _Mapping]] = ...) -> None: ...
+    def __init__(self, revision: _Optional[int] = ..., epoch: _Optional[str] = ..., snapshot: _Optional[_Union[HostState, _Mapping]] = ..., delta: _Optional[_Union[HostDelta, _Mapping]] = ...) -> None: ...
 
 class Flow(_message.Message):
     __slots__ = ("table", "priority", "match", "instructions")

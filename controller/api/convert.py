@@ -1,0 +1,179 @@
+"""Conversion between protobuf messages and the model.
+
+Requests become plain dicts (field name -> value) for the service layer:
+``create_fields`` keeps only the fields the user set (proto3 presence:
+non-default scalars, present ``optional`` fields, non-empty lists and maps);
+``update_changes`` keeps exactly the fields named by the ``update_mask``.
+Repeated sub-messages become tuples of their fields (``AllocationPool`` ->
+``(start, end)``), maps become dicts.
+
+Model objects become messages through a ``Presenter``, which adds the output
+fields computed from other objects (a network's subnets, a port's
+binding_vif_details, an instance's ports).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
+
+from controller.api.errors import invalid
+from controller.model import Instance, Network, Port, Resource, Subnet
+from controller.store.base import Event, EventType
+from protos.loom.v1 import network_pb2, resources_pb2
+
+# The kinds the API shows (a WatchEvent can carry); the store may hold others (e.g. agents).
+PRESENTED_KINDS = ("network", "subnet", "port", "instance")
+
+_WATCH_TYPES = {
+    EventType.CREATED: network_pb2.WatchEvent.CREATED,
+    EventType.UPDATED: network_pb2.WatchEvent.UPDATED,
+    EventType.DELETED: network_pb2.WatchEvent.DELETED,
+}
+
+
+def _is_map(fd: FieldDescriptor) -> bool:
+    return fd.message_type is not None and fd.message_type.GetOptions().map_entry
+
+
+def _python_value(fd: FieldDescriptor, value: Any) -> Any:
+    if _is_map(fd):
+        return dict(value)
+    if fd.is_repeated:
+        if fd.message_type is not None:
+            return [tuple(getattr(item, f.name) for f in fd.message_type.fields) for item in value]
+        return list(value)
+    return value
+
+
+def create_fields(msg: Message) -> dict[str, Any]:
+    """The fields a create request set."""
+    return {fd.name: _python_value(fd, value) for fd, value in msg.ListFields()}
+
+
+def update_changes(msg: Message, mask: FieldMask) -> dict[str, Any]:
+    """The fields an update's mask names, with their (possibly default) values."""
+    fields = msg.DESCRIPTOR.fields_by_name
+    changes: dict[str, Any] = {}
+    for path in mask.paths:
+        fd = fields.get(path)
+        if fd is None:
+            raise invalid("update_mask", f"unknown field {path!r} of {msg.DESCRIPTOR.name.lower()}")
+        changes[path] = _python_value(fd, getattr(msg, path))
+    return changes
+
+
+class Lookups(Protocol):
+    """What presenting an object needs to know about the others."""
+
+    def subnet_ids(self, network_id: str) -> list[str]: ...
+
+    def device_port_ids(self, device_id: str) -> list[str]: ...
+
+    def vif_details(self, port: Port) -> dict[str, str]: ...
+
+
+class Presenter:
+    """Model objects as API messages."""
+
+    def __init__(self, lookups: Lookups) -> None:
+        self.lookups = lookups
+
+    def network(self, n: Network) -> resources_pb2.Network:
+        return resources_pb2.Network(
+            id=n.id,
+            name=n.name,
+            project_id=n.project_id,
+            admin_state_up=n.admin_state_up,
+            mtu=n.mtu,
+            network_type=n.network_type,
+            segmentation_id=n.segmentation_id,
+            physical_network=n.physical_network,
+            port_security_enabled=n.port_security_enabled,
+            status=n.status,
+            subnets=self.lookups.subnet_ids(n.id),
+            tag=n.tag,
+            revision_number=n.revision_number,
+            created_at=n.created_at,
+            updated_at=n.updated_at,
+        )
+
+    def subnet(self, s: Subnet) -> resources_pb2.Subnet:
+        msg = resources_pb2.Subnet(
+            id=s.id,
+            name=s.name,
+            network_id=s.network_id,
+            project_id=s.project_id,
+            ip_version=s.ip_version,
+            cidr=s.cidr,
+            gateway_ip=s.gateway_ip or "",  # present and empty: no gateway
+            allocation_pools=[resources_pb2.AllocationPool(start=p.start, end=p.end) for p in s.allocation_pools],
+            dns_nameservers=s.dns_nameservers,
+            host_routes=[resources_pb2.HostRoute(destination=r.destination, nexthop=r.nexthop) for r in s.host_routes],
+            enable_dhcp=s.enable_dhcp,
+            tag=s.tag,
+            revision_number=s.revision_number,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
+        return msg
+
+    def port(self, p: Port) -> resources_pb2.Port:
+        return resources_pb2.Port(
+            id=p.id,
+            name=p.name,
+            network_id=p.network_id,
+            project_id=p.project_id,
+            mac_address=p.mac_address,
+            fixed_ips=[resources_pb2.FixedIP(subnet_id=f.subnet_id, ip_address=f.ip_address) for f in p.fixed_ips],
+            device_id=p.device_id,
+            device_owner=p.device_owner,
+            binding_host_id=p.binding_host_id,
+            admin_state_up=p.admin_state_up,
+            port_security_enabled=p.port_security_enabled,
+            status=p.status,
+            stages=[resources_pb2.PortStage(name=s.name, done=s.done, at=s.at, detail=s.detail) for s in p.stages],
+            binding_vif_details=self.lookups.vif_details(p),
+            tag=p.tag,
+            revision_number=p.revision_number,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+        )
+
+    def instance(self, i: Instance) -> resources_pb2.Instance:
+        return resources_pb2.Instance(
+            id=i.id,
+            name=i.name,
+            hostname=i.hostname,
+            project_id=i.project_id,
+            user_data=i.user_data,
+            public_keys=dict(i.public_keys),
+            metadata=dict(i.metadata),
+            availability_zone=i.availability_zone,
+            host=i.host,
+            status=i.status,
+            ports=self.lookups.device_port_ids(i.id),
+            tag=i.tag,
+            revision_number=i.revision_number,
+            created_at=i.created_at,
+            updated_at=i.updated_at,
+        )
+
+    def any(self, obj: Resource) -> Message:
+        if isinstance(obj, Network):
+            return self.network(obj)
+        if isinstance(obj, Subnet):
+            return self.subnet(obj)
+        if isinstance(obj, Port):
+            return self.port(obj)
+        if isinstance(obj, Instance):
+            return self.instance(obj)
+        raise TypeError(f"cannot present {type(obj).__name__}")
+
+    def event(self, ev: Event) -> network_pb2.WatchEvent:
+        msg = network_pb2.WatchEvent(revision=ev.revision, type=_WATCH_TYPES[ev.type], kind=ev.kind, id=ev.id, at=ev.at)
+        getattr(msg, ev.kind).CopyFrom(self.any(ev.obj))
+        return msg

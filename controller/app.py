@@ -1,0 +1,53 @@
+"""`loom-controller`: the whole controller — API, distribution to agents, metadata service.
+
+``controller.main`` serves the orchestrator API; this module adds the parts
+that face the hypervisors: the AgentService with its distributor, and the
+metadata service the hosts' proxies forward to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import grpc
+
+from controller import main as api_main
+from controller.distributor.wiring import DataplaneWiring
+from controller.main import ControllerContext
+from controller.metadata.server import MetadataServer
+from controller.metadata.store_source import StoreMetadataSource
+from dataplane.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def start_metadata_service(server: grpc.Server, ctx: ControllerContext) -> Iterable[str]:
+    """A registrar: serve metadata over HTTP beside the gRPC server, when configured."""
+    cfg = ctx.config
+    if not cfg.metadata_listen:
+        return []
+    host, _, port = cfg.metadata_listen.rpartition(":")
+    source = StoreMetadataSource(ctx.store)
+    service = MetadataServer(source, cfg.metadata_secret, host or "0.0.0.0", int(port))
+    address = service.start()
+    ctx.on_stop.append(source.close)
+    ctx.on_stop.append(service.stop)
+    log.info("metadata service serving", listen=f"{address[0]}:{address[1]}", url=cfg.metadata_url)
+    return []
+
+
+def build(config: api_main.ControllerConfig) -> api_main.Controller:
+    """A complete controller, ready to start() (for tests and embedding)."""
+    wiring = DataplaneWiring()
+    return api_main.build_server(
+        config, extra_services=[start_metadata_service, wiring.register], network_extras=wiring.extras
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    wiring = DataplaneWiring()
+    api_main.main(argv, extra_services=[start_metadata_service, wiring.register], network_extras=wiring.extras)
+
+
+if __name__ == "__main__":
+    main()

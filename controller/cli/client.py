@@ -1,0 +1,84 @@
+"""What every loomctl command gets: the gRPC channel and stubs, output settings, name resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
+
+PAGE_SIZE = 500
+
+
+class CliError(Exception):
+    """A problem loomctl reports itself (bad option, ambiguous name); exit status 1."""
+
+
+@dataclass
+class Cli:
+    server: str
+    json: bool = False
+    timeout: float = 30.0
+    _channel: grpc.Channel | None = field(default=None, init=False, repr=False)
+
+    @property
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.server)
+        return self._channel
+
+    @property
+    def network(self) -> network_pb2_grpc.NetworkServiceStub:
+        return network_pb2_grpc.NetworkServiceStub(self.channel)
+
+    @property
+    def compute(self) -> compute_pb2_grpc.ComputeServiceStub:
+        return compute_pb2_grpc.ComputeServiceStub(self.channel)
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+
+    # ------------------------------------------------------------- lookups
+
+    def list_all(self, method: Callable[..., Any], request: Any, items: str) -> Iterator[Any]:
+        """Every object of a List call, following page tokens."""
+        if not request.limit:
+            request.limit = PAGE_SIZE
+        while True:
+            response = method(request, timeout=self.timeout)
+            yield from getattr(response, items)
+            if not response.next_page_token:
+                return
+            request.page_token = response.next_page_token
+
+    def resolve(self, kind: str, ref: str) -> str:
+        """The id of the object named by ``ref``: its id, or its name when that is unique."""
+        get, lister, request, items = self._lookups(kind)
+        try:
+            return get(network_pb2.GetRequest(id=ref), timeout=self.timeout).id
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        request.name = ref
+        matches = [obj.id for obj in self.list_all(lister, request, items)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise CliError(f"NOT_FOUND: no {kind} with id or name {ref!r}")
+        raise CliError(f"{len(matches)} {kind}s are named {ref!r}; use an id")
+
+    def _lookups(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any], Any, str]:
+        net, comp = self.network, self.compute
+        if kind == "network":
+            return net.GetNetwork, net.ListNetworks, network_pb2.ListNetworksRequest(), "networks"
+        if kind == "subnet":
+            return net.GetSubnet, net.ListSubnets, network_pb2.ListSubnetsRequest(), "subnets"
+        if kind == "port":
+            return net.GetPort, net.ListPorts, network_pb2.ListPortsRequest(), "ports"
+        if kind == "instance":
+            return comp.GetInstance, comp.ListInstances, compute_pb2.ListInstancesRequest(), "instances"
+        raise ValueError(kind)

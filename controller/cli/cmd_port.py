@@ -1,0 +1,208 @@
+"""``loomctl port create|list|show|update|delete``."""
+
+from __future__ import annotations
+
+import argparse
+
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from controller.cli.args import add_toggle, key_values
+from controller.cli.client import Cli, CliError
+from controller.cli.output import Lines, print_fields, print_json, print_table, timestamp
+from controller.cli.registry import CommandGroup, subcommands
+from protos.loom.v1 import network_pb2, resources_pb2
+
+COLUMNS = [
+    ("ID", lambda p: p.id),
+    ("NAME", lambda p: p.name),
+    ("NETWORK", lambda p: p.network_id),
+    ("MAC", lambda p: p.mac_address),
+    ("IPS", lambda p: [f.ip_address for f in p.fixed_ips]),
+    ("OWNER", lambda p: p.device_owner),
+    ("HOST", lambda p: p.binding_host_id),
+    ("OFPORT", lambda p: p.binding_vif_details.get("ofport", "")),
+    ("STATUS", lambda p: p.status),
+    ("TAG", lambda p: p.tag),
+]
+
+
+def show(cli: Cli, p: resources_pb2.Port) -> None:
+    if cli.json:
+        print_json(p)
+        return
+    stages = Lines(
+        f"{s.name:<15} {'done' if s.done else 'pending':<8} {timestamp(s.at)} {s.detail}".rstrip() for s in p.stages
+    )
+    print_fields(
+        [
+            ("id", p.id),
+            ("name", p.name),
+            ("network_id", p.network_id),
+            ("project_id", p.project_id),
+            ("mac_address", p.mac_address),
+            ("fixed_ips", Lines(f"{f.ip_address} (subnet {f.subnet_id})" for f in p.fixed_ips)),
+            ("device_id", p.device_id),
+            ("device_owner", p.device_owner),
+            ("binding_host_id", p.binding_host_id),
+            ("binding_vif_details", ",".join(f"{k}={v}" for k, v in sorted(p.binding_vif_details.items()))),
+            ("admin_state_up", p.admin_state_up),
+            ("port_security_enabled", p.port_security_enabled),
+            ("status", p.status),
+            ("stages", stages),
+            ("tag", p.tag),
+            ("revision_number", p.revision_number),
+            ("created_at", timestamp(p.created_at)),
+            ("updated_at", timestamp(p.updated_at)),
+        ]
+    )
+
+
+def _fixed_ips(cli: Cli, specs: list[dict[str, str]]) -> list[resources_pb2.FixedIP]:
+    out = []
+    for spec in specs:
+        unknown = set(spec) - {"subnet", "ip"}
+        if unknown:
+            raise CliError(f"--fixed-ip takes subnet=ID_OR_NAME,ip=ADDRESS, not {sorted(unknown)[0]!r}")
+        subnet = cli.resolve("subnet", spec["subnet"]) if spec.get("subnet") else ""
+        out.append(resources_pb2.FixedIP(subnet_id=subnet, ip_address=spec.get("ip", "")))
+    return out
+
+
+def create(args: argparse.Namespace, cli: Cli) -> int:
+    port = resources_pb2.Port(
+        network_id=cli.resolve("network", args.network),
+        name=args.name or "",
+        project_id=args.project,
+        mac_address=args.mac or "",
+        device_id=args.device_id or "",
+        device_owner=args.device_owner or "",
+        binding_host_id=args.host or "",
+    )
+    port.fixed_ips.extend(_fixed_ips(cli, args.fixed_ip or []))
+    if args.admin_state is not None:
+        port.admin_state_up = args.admin_state
+    if args.port_security is not None:
+        port.port_security_enabled = args.port_security
+    show(cli, cli.network.CreatePort(network_pb2.CreatePortRequest(port=port), timeout=cli.timeout))
+    return 0
+
+
+def list_(args: argparse.Namespace, cli: Cli) -> int:
+    request = network_pb2.ListPortsRequest(
+        network_id=cli.resolve("network", args.network) if args.network else "",
+        device_id=args.device_id,
+        device_owner=args.device_owner,
+        binding_host_id=args.host,
+        name=args.name,
+        mac_address=args.mac,
+    )
+    ports = list(cli.list_all(cli.network.ListPorts, request, "ports"))
+    if cli.json:
+        print_json(ports)
+    else:
+        print_table(ports, COLUMNS)
+    return 0
+
+
+def show_(args: argparse.Namespace, cli: Cli) -> int:
+    show(cli, cli.network.GetPort(network_pb2.GetRequest(id=cli.resolve("port", args.port)), timeout=cli.timeout))
+    return 0
+
+
+def update(args: argparse.Namespace, cli: Cli) -> int:
+    port = resources_pb2.Port(id=cli.resolve("port", args.port))
+    paths = []
+    for option, field in (
+        ("name", "name"),
+        ("mac", "mac_address"),
+        ("device_id", "device_id"),
+        ("device_owner", "device_owner"),
+        ("host", "binding_host_id"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            setattr(port, field, value)
+            paths.append(field)
+    if args.unbind:
+        if args.host is not None:
+            raise CliError("--host and --unbind exclude each other")
+        port.binding_host_id = ""
+        paths.append("binding_host_id")
+    if args.fixed_ip or args.no_fixed_ips:
+        if args.fixed_ip and args.no_fixed_ips:
+            raise CliError("--fixed-ip and --no-fixed-ips exclude each other")
+        port.fixed_ips.extend(_fixed_ips(cli, args.fixed_ip or []))
+        paths.append("fixed_ips")
+    if args.admin_state is not None:
+        port.admin_state_up = args.admin_state
+        paths.append("admin_state_up")
+    if args.port_security is not None:
+        port.port_security_enabled = args.port_security
+        paths.append("port_security_enabled")
+    request = network_pb2.UpdatePortRequest(port=port, update_mask=FieldMask(paths=paths))
+    show(cli, cli.network.UpdatePort(request, timeout=cli.timeout))
+    return 0
+
+
+def delete(args: argparse.Namespace, cli: Cli) -> int:
+    for ref in args.ports:
+        response = cli.network.DeletePort(network_pb2.DeleteRequest(id=cli.resolve("port", ref)), timeout=cli.timeout)
+        if cli.json:
+            print_json(response)
+        else:
+            print(f"deleted port {ref} (revision {response.revision})")
+    return 0
+
+
+def _common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name")
+    p.add_argument("--mac", help="MAC address (default on create: generated fa:16:3e:xx:xx:xx)")
+    p.add_argument(
+        "--fixed-ip",
+        action="append",
+        type=key_values,
+        metavar="subnet=ID,ip=ADDR",
+        help="a fixed IP, by subnet and/or address (repeat; default on create: one per subnet)",
+    )
+    p.add_argument("--device-id")
+    p.add_argument("--device-owner", help="e.g. compute:nova")
+    p.add_argument("--host", help="bind to this hypervisor (binding_host_id)")
+    add_toggle(p, "admin-state", "administratively up or down")
+    add_toggle(p, "port-security", "MAC/IP anti-spoofing and security groups")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = subcommands(parser)
+
+    p = sub.add_parser("create", help="create a port")
+    p.add_argument("--network", required=True, help="id or name")
+    p.add_argument("--project", default="")
+    _common_options(p)
+    p.set_defaults(handler=create)
+
+    p = sub.add_parser("list", help="list ports")
+    p.add_argument("--network", default="", help="id or name")
+    p.add_argument("--device-id", default="")
+    p.add_argument("--device-owner", default="")
+    p.add_argument("--host", default="")
+    p.add_argument("--name", default="")
+    p.add_argument("--mac", default="")
+    p.set_defaults(handler=list_)
+
+    p = sub.add_parser("show", help="show one port, with the stages it reached")
+    p.add_argument("port", help="id or name")
+    p.set_defaults(handler=show_)
+
+    p = sub.add_parser("update", help="change a port")
+    p.add_argument("port", help="id or name")
+    _common_options(p)
+    p.add_argument("--unbind", action="store_true", help="clear the binding host")
+    p.add_argument("--no-fixed-ips", action="store_true", help="release every fixed IP")
+    p.set_defaults(handler=update)
+
+    p = sub.add_parser("delete", help="delete ports")
+    p.add_argument("ports", nargs="+", metavar="port", help="id or name")
+    p.set_defaults(handler=delete)
+
+
+GROUPS = [CommandGroup("port", "ports: a MAC and fixed IPs on a network, bound to a host", configure)]

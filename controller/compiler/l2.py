@@ -1,0 +1,302 @@
+"""L2 over VXLAN: the logical flows for networks and ports on one host.
+
+Pure functions of (topology, object, host) that return the flows the object
+owns on that host. Flows name logical ports by tag (reg6/reg7) and networks by
+tag (metadata); only the agent knows OpenFlow port numbers of VIFs (see
+``physical.py``). The tunnel port has a fixed number on every host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from controller.compiler import pipeline as p
+from controller.compiler.topology import Topology, is_vif_port
+from controller.model import Network, Port
+from dataplane.constants import TUNNEL_OFPORT
+from dataplane.openflow.cookie import CookieKind, make_cookie
+from dataplane.openflow.fields import (
+    ETH_TYPE_ARP,
+    ETH_TYPE_IPV4,
+    IP_PROTO_UDP,
+    OFPP_IN_PORT,
+)
+from dataplane.openflow.flow import Action, Flow, Match, Move, Output, Resubmit, SetField
+
+MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
+
+PRIO_DEFAULT = 0
+PRIO_FLOOD = 5
+PRIO_FLOOD_FROM_LOCALPORT = 15
+PRIO_ENTRY = 100
+PRIO_ARP_PROBE = 110
+PRIO_DHCP_TO_LOCALPORT = 110
+PRIO_BLOCK = 200
+
+
+@lru_cache(maxsize=1)
+def pipeline_flows() -> tuple[Flow, ...]:
+    """Table defaults and host-wide guards, owned by no object."""
+    c = make_cookie(CookieKind.PIPELINE)
+    return (
+        Flow(p.CLASSIFY, PRIO_DEFAULT, cookie=c),
+        Flow(p.PORT_SECURITY, PRIO_DEFAULT, cookie=c),
+        # No VM may answer DHCP: only the localport's dnsmasq does, and it
+        # enters the pipeline after port security.
+        Flow(
+            p.PORT_SECURITY,
+            PRIO_BLOCK,
+            Match.of(eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP, udp_src=67, udp_dst=68),
+            cookie=c,
+        ),
+        Flow(p.EGRESS_ACL, PRIO_DEFAULT, goto=p.ARP_RESPONDER, cookie=c),
+        Flow(p.ARP_RESPONDER, PRIO_DEFAULT, goto=p.L3_LOOKUP, cookie=c),
+        # An ARP probe (sender 0.0.0.0) is duplicate address detection: answering
+        # it from the responder would tell a VM its own address is taken.
+        Flow(
+            p.ARP_RESPONDER,
+            PRIO_ARP_PROBE,
+            Match.of(eth_type=ETH_TYPE_ARP, arp_spa="0.0.0.0"),
+            goto=p.L3_LOOKUP,
+            cookie=c,
+        ),
+        Flow(p.L3_LOOKUP, PRIO_DEFAULT, goto=p.L2_LOOKUP, cookie=c),
+        Flow(p.L2_LOOKUP, PRIO_DEFAULT, cookie=c),
+        Flow(p.INGRESS_ACL, PRIO_DEFAULT, goto=p.DELIVER, cookie=c),
+        Flow(p.DELIVER, PRIO_DEFAULT, cookie=c),
+    )
+
+
+@lru_cache(maxsize=1 << 17)
+def _to_local_port(tag: int) -> tuple[Action, ...]:
+    return (SetField(p.REG_DST_PORT, tag), Resubmit(p.INGRESS_ACL))
+
+
+@lru_cache(maxsize=1 << 17)
+def _to_tunnel(vni: int, remote_ip: str) -> tuple[Action, ...]:
+    return (SetField("tunnel_id", vni), SetField("tun_ipv4_dst", remote_ip), Output(TUNNEL_OFPORT))
+
+
+def arp_reply_actions(mac: str, ip: str) -> tuple[Action, ...]:
+    """Turn an ARP request for ``ip`` into the reply ``ip is-at mac``, back out its port."""
+    return (
+        Move("eth_src", "eth_dst", 48),
+        SetField("eth_src", mac),
+        SetField("arp_op", 2),
+        Move("arp_sha", "arp_tha", 48),
+        Move("arp_spa", "arp_tpa", 32),
+        SetField("arp_sha", mac),
+        SetField("arp_spa", ip),
+        Output(OFPP_IN_PORT),
+    )
+
+
+def _arp_responder(net_tag: int, mac: str, ips: tuple[str, ...], cookie: int) -> list[Flow]:
+    return [
+        Flow(
+            p.ARP_RESPONDER,
+            PRIO_ENTRY,
+            Match.of(metadata=net_tag, eth_type=ETH_TYPE_ARP, arp_op=1, arp_tpa=ip),
+            arp_reply_actions(mac, ip),
+            cookie=cookie,
+        )
+        for ip in ips
+    ]
+
+
+def network_active(net: Network | None) -> bool:
+    return net is not None and net.admin_state_up and net.network_type == "vxlan"
+
+
+def port_active(topo: Topology, port: Port) -> bool:
+    return port.admin_state_up and network_active(topo.networks.get(port.network_id))
+
+
+def localport_ips(topo: Topology, network_id: str) -> tuple[str, ...]:
+    """The DHCP/metadata localport's IPs, on DHCP-enabled subnets only."""
+    dhcp = topo.dhcp_ports.get(network_id)
+    if dhcp is None:
+        return ()
+    subnets = topo.subnets_by_network.get(network_id, {})
+    return tuple(f.ip_address for f in dhcp.fixed_ips if f.subnet_id in subnets and subnets[f.subnet_id].enable_dhcp)
+
+
+def network_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...]:
+    """What network ``network_id`` owns on ``host``: tunnel classification, flooding, its localport."""
+    net = topo.networks.get(network_id)
+    if not network_active(net) or not topo.host_has_network(host, network_id):
+        return ()
+    assert net is not None
+    dhcp = topo.dhcp_ports.get(network_id)
+    lp_ips = localport_ips(topo, network_id)
+    lp_tag, lp_mac = (dhcp.tag, dhcp.mac_address) if dhcp is not None and lp_ips else (0, "")
+    local_vifs = tuple(
+        sorted(
+            q.tag
+            for q in topo.vif_ports_by_host.get(host, {}).values()
+            if q.network_id == network_id and q.admin_state_up
+        )
+    )
+    remote_ips = tuple(
+        ip for ip in (topo.tunnel_ip(h) for h in sorted(topo.hosts_of_network(network_id) - {host})) if ip is not None
+    )
+    return _network_fixed_flows(net.tag, net.segmentation_id, lp_tag, lp_mac, lp_ips) + _flood_flows(
+        net.tag, net.segmentation_id, local_vifs, lp_tag, remote_ips
+    )
+
+
+# What a network owns that is the same on every host: shared, not copied per host.
+@lru_cache(maxsize=1 << 14)
+def _network_fixed_flows(net_tag: int, vni: int, lp_tag: int, lp_mac: str, lp_ips: tuple[str, ...]) -> tuple[Flow, ...]:
+    cookie = make_cookie(CookieKind.NETWORK, net_tag)
+    flows = [
+        Flow(
+            p.CLASSIFY,
+            PRIO_ENTRY,
+            Match.of(in_port=TUNNEL_OFPORT, tunnel_id=vni),
+            (SetField(p.REG_NETWORK, net_tag),),
+            goto=p.L2_LOOKUP,
+            cookie=cookie,
+        )
+    ]
+    if lp_tag:
+        flows.append(
+            Flow(
+                p.L2_LOOKUP,
+                PRIO_ENTRY,
+                Match.of(metadata=net_tag, eth_dst=lp_mac),
+                _to_local_port(lp_tag),
+                cookie=cookie,
+            )
+        )
+        # DHCP requests stay on their host: the local dnsmasq answers them.
+        flows.append(
+            Flow(
+                p.L2_LOOKUP,
+                PRIO_DHCP_TO_LOCALPORT,
+                Match.of(metadata=net_tag, eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP, udp_dst=67),
+                _to_local_port(lp_tag),
+                cookie=cookie,
+            )
+        )
+        flows.extend(_arp_responder(net_tag, lp_mac, lp_ips, cookie))
+    return tuple(flows)
+
+
+def _flood_flows(
+    net_tag: int, vni: int, local_vifs: tuple[int, ...], lp_tag: int, remote_ips: tuple[str, ...]
+) -> tuple[Flow, ...]:
+    cookie = make_cookie(CookieKind.NETWORK, net_tag)
+    to_local: tuple[Action, ...] = tuple(a for tag in local_vifs for a in _to_local_port(tag))
+    flows = []
+    to_all = to_local
+    if lp_tag:
+        to_all += _to_local_port(lp_tag)
+        # The localport's broadcasts (e.g. DHCP offers) never leave the host.
+        flows.append(
+            Flow(
+                p.L2_LOOKUP, PRIO_FLOOD_FROM_LOCALPORT, Match.of(metadata=net_tag, reg6=lp_tag), to_local, cookie=cookie
+            )
+        )
+    to_all += tuple(a for ip in remote_ips for a in _to_tunnel(vni, ip))
+    # Broadcast, multicast and unknown unicast. A packet that came in on the
+    # tunnel is never sent back into it: OpenFlow drops output to the in_port,
+    # and all tunnels share the one flow-based port.
+    flows.append(Flow(p.L2_LOOKUP, PRIO_FLOOD, Match.of(metadata=net_tag), to_all, cookie=cookie))
+    return tuple(flows)
+
+
+def port_flows(topo: Topology, port_id: str, host: str) -> tuple[Flow, ...]:
+    """What VIF port ``port_id`` owns on ``host``: local port security and L2 entry, or a remote entry."""
+    port = topo.ports.get(port_id)
+    if port is None or not is_vif_port(port) or not port_active(topo, port):
+        return ()
+    if not topo.host_has_network(host, port.network_id):
+        return ()
+    net = topo.networks[port.network_id]
+    cookie = make_cookie(CookieKind.PORT, port.tag)
+    meta = net.tag
+    flows: list[Flow] = []
+    if port.binding_host_id == host:
+        flows.extend(_port_security(port, cookie))
+        flows.append(
+            Flow(
+                p.L2_LOOKUP,
+                PRIO_ENTRY,
+                Match.of(metadata=meta, eth_dst=port.mac_address),
+                _to_local_port(port.tag),
+                cookie=cookie,
+            )
+        )
+    else:
+        remote_ip = topo.tunnel_ip(port.binding_host_id)
+        if remote_ip is None:
+            return ()  # the host has not registered: its ports are unreachable until it does
+        return _remote_port_flows(net.tag, net.segmentation_id, port.mac_address, port.ips, remote_ip, cookie)
+    flows.extend(_arp_responder(net.tag, port.mac_address, port.ips, cookie))
+    return tuple(flows)
+
+
+# Every host but the port's own gets the same flows for it: share one tuple, so
+# the controller's memory grows with ports, not ports x hosts.
+@lru_cache(maxsize=1 << 17)
+def _remote_port_flows(
+    net_tag: int, vni: int, mac: str, ips: tuple[str, ...], remote_ip: str, cookie: int
+) -> tuple[Flow, ...]:
+    entry = Flow(
+        p.L2_LOOKUP,
+        PRIO_ENTRY,
+        Match.of(metadata=net_tag, eth_dst=mac),
+        _to_tunnel(vni, remote_ip),
+        cookie=cookie,
+    )
+    return (entry, *_arp_responder(net_tag, mac, ips, cookie))
+
+
+def _port_security(port: Port, cookie: int) -> list[Flow]:
+    tag = port.tag
+    if not port.port_security_enabled:
+        return [Flow(p.PORT_SECURITY, PRIO_ENTRY, Match.of(reg6=tag), goto=p.EGRESS_ACL, cookie=cookie)]
+    mac = port.mac_address
+    flows = []
+    for ip in port.ips:
+        if ipaddress.ip_address(ip).version != 4:
+            continue
+        flows.append(
+            Flow(
+                p.PORT_SECURITY,
+                PRIO_ENTRY,
+                Match.of(reg6=tag, eth_src=mac, eth_type=ETH_TYPE_ARP, arp_sha=mac, arp_spa=ip),
+                goto=p.EGRESS_ACL,
+                cookie=cookie,
+            )
+        )
+        flows.append(
+            Flow(
+                p.PORT_SECURITY,
+                PRIO_ENTRY,
+                Match.of(reg6=tag, eth_src=mac, eth_type=ETH_TYPE_IPV4, ipv4_src=ip),
+                goto=p.EGRESS_ACL,
+                cookie=cookie,
+            )
+        )
+    # A VM without an address yet may ask for one.
+    flows.append(
+        Flow(
+            p.PORT_SECURITY,
+            PRIO_ENTRY,
+            Match.of(
+                reg6=tag,
+                eth_src=mac,
+                eth_type=ETH_TYPE_IPV4,
+                ipv4_src="0.0.0.0",
+                ip_proto=IP_PROTO_UDP,
+                udp_src=68,
+                udp_dst=67,
+            ),
+            goto=p.EGRESS_ACL,
+            cookie=cookie,
+        )
+    )
+    return flows

@@ -1,0 +1,134 @@
+"""An indexed, in-memory view of the logical model, kept up to date by events.
+
+The compiler reads it (never writes it); the distributor applies every store
+event to it. The indexes answer the compiler's questions in O(1): which ports a
+host has, which hosts a network spans, a network's DHCP port, an agent's
+tunnel IP.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from controller.model import OWNER_DHCP, Instance, Network, Port, Resource, Subnet
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """What the compiler needs to know about a hypervisor."""
+
+    host: str
+    tunnel_ip: str
+    datapath_type: str = "netdev"
+
+
+def is_vif_port(port: Port) -> bool:
+    """A port plugged as a VIF on one host (not the distributed DHCP/router ports)."""
+    return bool(port.binding_host_id) and not port.device_owner.startswith("network:")
+
+
+class Topology:
+    """The model, indexed for the compiler. Mutate only through put/delete/set_agent."""
+
+    def __init__(self, dns_domain: str = "loom.internal", metadata_url: str = "") -> None:
+        self.dns_domain = dns_domain
+        self.metadata_url = metadata_url
+        self.networks: dict[str, Network] = {}
+        self.subnets: dict[str, Subnet] = {}
+        self.ports: dict[str, Port] = {}
+        self.instances: dict[str, Instance] = {}
+        self.agents: dict[str, AgentInfo] = {}
+        self.subnets_by_network: dict[str, dict[str, Subnet]] = defaultdict(dict)
+        self.ports_by_network: dict[str, dict[str, Port]] = defaultdict(dict)
+        self.vif_ports_by_host: dict[str, dict[str, Port]] = defaultdict(dict)
+        # network id -> host -> number of VIF ports of that network on that host
+        self.network_hosts: dict[str, dict[str, int]] = defaultdict(dict)
+        self.dhcp_ports: dict[str, Port] = {}
+
+    # ------------------------------------------------------------ mutation
+
+    def put(self, obj: Resource) -> None:
+        if isinstance(obj, Network):
+            self.networks[obj.id] = obj
+        elif isinstance(obj, Subnet):
+            self.subnets[obj.id] = obj
+            self.subnets_by_network[obj.network_id][obj.id] = obj
+        elif isinstance(obj, Port):
+            self._remove_port(obj.id)
+            self._add_port(obj)
+        elif isinstance(obj, Instance):
+            self.instances[obj.id] = obj
+
+    def delete(self, kind: str, obj_id: str) -> None:
+        if kind == "network":
+            self.networks.pop(obj_id, None)
+        elif kind == "subnet":
+            subnet = self.subnets.pop(obj_id, None)
+            if subnet is not None:
+                by_net = self.subnets_by_network.get(subnet.network_id, {})
+                by_net.pop(obj_id, None)
+                if not by_net:
+                    self.subnets_by_network.pop(subnet.network_id, None)
+        elif kind == "port":
+            self._remove_port(obj_id)
+        elif kind == "instance":
+            self.instances.pop(obj_id, None)
+
+    def set_agent(self, agent: AgentInfo) -> None:
+        self.agents[agent.host] = agent
+
+    def _add_port(self, port: Port) -> None:
+        self.ports[port.id] = port
+        self.ports_by_network[port.network_id][port.id] = port
+        if port.device_owner == OWNER_DHCP:
+            self.dhcp_ports[port.network_id] = port
+        if is_vif_port(port):
+            host = port.binding_host_id
+            self.vif_ports_by_host[host][port.id] = port
+            counts = self.network_hosts[port.network_id]
+            counts[host] = counts.get(host, 0) + 1
+
+    def _remove_port(self, port_id: str) -> None:
+        port = self.ports.pop(port_id, None)
+        if port is None:
+            return
+        by_net = self.ports_by_network.get(port.network_id)
+        if by_net is not None:
+            by_net.pop(port_id, None)
+            if not by_net:
+                del self.ports_by_network[port.network_id]
+        if self.dhcp_ports.get(port.network_id) is port:
+            del self.dhcp_ports[port.network_id]
+        if is_vif_port(port):
+            host = port.binding_host_id
+            local = self.vif_ports_by_host.get(host)
+            if local is not None:
+                local.pop(port_id, None)
+                if not local:
+                    del self.vif_ports_by_host[host]
+            counts = self.network_hosts.get(port.network_id)
+            if counts is not None:
+                counts[host] -= 1
+                if counts[host] <= 0:
+                    del counts[host]
+                if not counts:
+                    del self.network_hosts[port.network_id]
+
+    # ------------------------------------------------------------ queries
+
+    def hosts_of_network(self, network_id: str) -> set[str]:
+        return set(self.network_hosts.get(network_id, ()))
+
+    def networks_of_host(self, host: str) -> set[str]:
+        return {p.network_id for p in self.vif_ports_by_host.get(host, {}).values()}
+
+    def host_has_network(self, host: str, network_id: str) -> bool:
+        return host in self.network_hosts.get(network_id, ())
+
+    def tunnel_ip(self, host: str) -> str | None:
+        agent = self.agents.get(host)
+        return agent.tunnel_ip if agent else None
+
+    def instance_of(self, port: Port) -> Instance | None:
+        return self.instances.get(port.device_id) if port.device_id else None

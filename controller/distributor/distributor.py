@@ -1,0 +1,375 @@
+"""The distributor: turns store changes into per-host deltas for the agents.
+
+It subscribes to the store, applies each change to a :class:`Topology`, works
+out which hosts and which flow groups on them the change touches, recompiles
+only those, and logs and pushes the resulting delta to the host's Sync
+streams. A change to one port on a network spanning k hosts costs k small group
+compilations, independent of the size of the rest of the model.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from controller.compiler.host import (
+    PIPELINE_KEY,
+    GroupKey,
+    compile_group,
+    group_cookie,
+    host_group_keys,
+    local_network_spec,
+    local_port_spec,
+)
+from controller.compiler.topology import AgentInfo, Topology, is_vif_port
+from controller.distributor.hoststate import DeltaBuilder, HostRecord, snapshot_to_proto
+from controller.model import Agent, Instance, Network, Port, Resource, Subnet
+from controller.store.base import Event, Store
+from dataplane.logs import get_logger
+from protos.loom.v1 import agent_pb2
+
+log = get_logger(__name__)
+
+KINDS = ("network", "subnet", "port", "instance", "agent")
+
+# Port fields that change nothing in any host's desired state.
+_STATUS_ONLY_FIELDS = frozenset({"status", "stages", "revision_number", "updated_at"})
+
+
+@dataclass
+class DistributorStats:
+    """Counters for the event loop; ``last_*`` describe the most recent batch."""
+
+    batches: int = 0
+    events: int = 0
+    last_batch_events: int = 0
+    last_batch_hosts: int = 0
+    last_batch_seconds: float = 0.0
+    last_batch_cpu_seconds: float = 0.0
+
+
+class PortListener(Protocol):
+    """Told about ports as the distributor compiles them (for port stages)."""
+
+    def ports_compiled(self, port_ids: list[str], revision: int) -> None: ...
+
+    def rebind(self, port_id: str) -> None: ...
+
+
+@dataclass
+class _Dirty:
+    """What one batch of changes touches on one host."""
+
+    groups: set[GroupKey] = field(default_factory=set)
+    ports: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
+    everything: bool = False
+
+
+class Distributor:
+    """Keeps every host's compiled state current and streams it to agents."""
+
+    def __init__(
+        self,
+        store: Store,
+        topology: Topology,
+        listener: PortListener | None = None,
+    ) -> None:
+        self.store = store
+        self.topo = topology
+        self.epoch = uuid.uuid4().hex
+        self.records: dict[str, HostRecord] = {}
+        self.lock = threading.RLock()
+        self.listener = listener
+        self._events: queue.SimpleQueue[list[Event] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._start_revision = 0
+        self.revision = 0  # last store revision applied
+        self.stats = DistributorStats()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Load the model, compile every known host, then follow the store."""
+        self._unsubscribe = self.store.subscribe(self._events.put)
+        with self.lock:
+            self._start_revision = self.store.revision
+            for kind in KINDS:
+                for obj in self.store.list(kind):
+                    self._apply(obj.KIND, obj.id, obj)
+            self.revision = self._start_revision
+            hosts = set(self.topo.vif_ports_by_host) | set(self.topo.agents)
+            for host in hosts:
+                self._full_compile(host)
+        self._thread = threading.Thread(target=self._run, name="distributor", daemon=True)
+        self._thread.start()
+        log.info("distributor started", revision=self.revision, hosts=len(self.records), epoch=self.epoch)
+
+    def stop(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        self._events.put(None)
+        if self._thread:
+            self._thread.join(timeout=5)
+        with self.lock:
+            for rec in self.records.values():
+                for sub in rec.subscribers:
+                    sub.put(None)
+
+    def wait_for(self, revision: int, timeout: float = 5.0) -> bool:
+        """Block until the distributor has applied ``revision`` (for tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while self.revision < revision:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    # ------------------------------------------------------------ event loop
+
+    def _run(self) -> None:
+        while True:
+            batch = self._events.get()
+            if batch is None:
+                return
+            events = list(batch)
+            # Coalesce whatever else is already queued into one pass.
+            while True:
+                try:
+                    more = self._events.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._process(events)
+                    return
+                events.extend(more)
+            try:
+                self._process(events)
+            except Exception:
+                log.exception("distributor failed to process events", first=events[0].revision, n=len(events))
+
+    def _process(self, events: list[Event]) -> None:
+        events = [e for e in events if e.revision > self._start_revision]
+        if not events:
+            return
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        compiled_ports: list[str] = []
+        rebound: list[str] = []
+        with self.lock:
+            dirty: dict[str, _Dirty] = defaultdict(_Dirty)
+            for ev in events:
+                old = self._current(ev.kind, ev.id)
+                new = None if ev.type == "DELETED" else ev.obj
+                if _status_only(old, new):
+                    continue
+                if isinstance(old, Port) and (new is None or old.binding_host_id != new.binding_host_id):
+                    rebound.append(old.id)
+                nets_before = self._host_networks(old, new)
+                self._impact(ev.kind, old, dirty)
+                self._apply(ev.kind, ev.id, new)
+                self._impact(ev.kind, new, dirty)
+                self._membership_changes(nets_before, dirty)
+            revision = events[-1].revision
+            for host, d in dirty.items():
+                compiled_ports.extend(self._recompile(host, d, revision))
+            st = self.stats
+            st.batches += 1
+            st.events += len(events)
+            st.last_batch_events = len(events)
+            st.last_batch_hosts = len(dirty)
+            st.last_batch_seconds = time.perf_counter() - started
+            st.last_batch_cpu_seconds = time.thread_time() - started_cpu
+            self.revision = revision
+        if self.listener is not None:
+            for pid in rebound:
+                self.listener.rebind(pid)
+            if compiled_ports:
+                self.listener.ports_compiled(compiled_ports, revision)
+
+    def _current(self, kind: str, obj_id: str) -> Resource | None:
+        table: dict[str, object] = {
+            "network": self.topo.networks,
+            "subnet": self.topo.subnets,
+            "port": self.topo.ports,
+            "instance": self.topo.instances,
+        }.get(kind, {})
+        if kind == "agent":
+            info = self.topo.agents.get(obj_id)
+            return Agent(id=obj_id, tunnel_ip=info.tunnel_ip, datapath_type=info.datapath_type) if info else None
+        return table.get(obj_id)  # type: ignore[return-value]
+
+    def _apply(self, kind: str, obj_id: str, obj: Resource | None) -> None:
+        if kind == "agent":
+            if obj is None:
+                self.topo.agents.pop(obj_id, None)
+            else:
+                assert isinstance(obj, Agent)
+                self.topo.set_agent(AgentInfo(obj.id, obj.tunnel_ip, obj.datapath_type))
+        elif obj is None:
+            self.topo.delete(kind, obj_id)
+        else:
+            self.topo.put(obj)
+
+    # ------------------------------------------------------------ impact
+
+    def _host_networks(self, old: Resource | None, new: Resource | None) -> dict[str, set[str]]:
+        """Networks of the hosts a port change can add a network to or remove one from."""
+        hosts = {o.binding_host_id for o in (old, new) if isinstance(o, Port) and is_vif_port(o)}
+        return {h: self.topo.networks_of_host(h) for h in hosts}
+
+    def _membership_changes(self, before: dict[str, set[str]], dirty: dict[str, _Dirty]) -> None:
+        for host, nets_before in before.items():
+            nets_after = self.topo.networks_of_host(host)
+            for net_id in nets_before ^ nets_after:
+                # The host joined or left a network: every group of it appears or goes.
+                d = dirty[host]
+                d.groups.add(("network", net_id))
+                d.groups.update(("port", pid) for pid in self.topo.ports_by_network.get(net_id, {}))
+                d.networks.add(net_id)
+
+    def _impact(self, kind: str, obj: Resource | None, dirty: dict[str, _Dirty]) -> None:
+        topo = self.topo
+        if obj is None:
+            return
+        if isinstance(obj, Port):
+            net_id = obj.network_id
+            hosts = topo.hosts_of_network(net_id)
+            if is_vif_port(obj):
+                hosts.add(obj.binding_host_id)
+                dirty[obj.binding_host_id].ports.add(obj.id)
+                for h in hosts:
+                    dirty[h].groups.update((("port", obj.id), ("network", net_id)))
+            else:  # the network's DHCP/metadata localport, present on every host of the network
+                for h in hosts:
+                    dirty[h].groups.add(("network", net_id))
+                    dirty[h].networks.add(net_id)
+        elif isinstance(obj, Network):
+            for h in topo.hosts_of_network(obj.id):
+                d = dirty[h]
+                d.groups.add(("network", obj.id))
+                d.groups.update(("port", pid) for pid in topo.ports_by_network.get(obj.id, {}))
+                d.networks.add(obj.id)
+                d.ports.update(p.id for p in topo.vif_ports_by_host.get(h, {}).values() if p.network_id == obj.id)
+        elif isinstance(obj, Subnet):
+            for h in topo.hosts_of_network(obj.network_id):
+                dirty[h].groups.add(("network", obj.network_id))
+                dirty[h].networks.add(obj.network_id)
+        elif isinstance(obj, Instance):
+            for port in topo.ports.values():
+                if port.device_id == obj.id and is_vif_port(port):
+                    dirty[port.binding_host_id].ports.add(port.id)
+        elif isinstance(obj, Agent):
+            host = obj.id
+            dirty[host].everything = True
+            for port in topo.vif_ports_by_host.get(host, {}).values():
+                for h in topo.hosts_of_network(port.network_id):
+                    dirty[h].groups.update((("port", port.id), ("network", port.network_id)))
+
+    # ------------------------------------------------------------ compile
+
+    def _full_compile(self, host: str) -> list[str]:
+        d = _Dirty(everything=True)
+        return self._recompile(host, d, self.revision or self._start_revision)
+
+    def _recompile(self, host: str, d: _Dirty, revision: int) -> list[str]:
+        """Recompile what ``d`` names on ``host``; log and push the delta. Returns newly compiled local ports."""
+        topo = self.topo
+        rec = self.records.get(host)
+        created = rec is None
+        if rec is None:
+            rec = self.records[host] = HostRecord(host, revision=revision, log_floor=revision)
+            d.everything = True
+        builder = DeltaBuilder(rec)
+        if d.everything:
+            keys = set(host_group_keys(topo, host)) | set(rec.groups)
+            port_ids = set(topo.vif_ports_by_host.get(host, {})) | set(rec.ports)
+            net_ids = topo.networks_of_host(host) | set(rec.networks)
+        else:
+            keys, port_ids, net_ids = d.groups, d.ports, d.networks
+            if PIPELINE_KEY not in rec.groups:
+                keys.add(PIPELINE_KEY)
+        for key in sorted(keys):
+            builder.set_group(key, group_cookie(topo, key), compile_group(topo, key, host))
+        for pid in port_ids:
+            port = topo.ports.get(pid)
+            local = port is not None and is_vif_port(port) and port.binding_host_id == host
+            builder.set_port(pid, local_port_spec(topo, port) if local and port else None)
+        for net_id in net_ids:
+            present = topo.host_has_network(host, net_id)
+            builder.set_network(net_id, local_network_spec(topo, net_id) if present else None)
+        local = topo.vif_ports_by_host.get(host, {})
+        compiled = [k[1] for k in builder.changed_groups if k[0] == "port" and k[1] in local]
+        if builder.empty():
+            return compiled
+        rec.revision = revision
+        if created:
+            # Nobody can hold an older state of a host that did not exist: a
+            # stream opening now gets this as its snapshot, so log nothing.
+            rec.log_floor = revision
+            return compiled
+        delta = builder.to_proto()
+        rec.log.append((revision, delta))
+        if len(rec.log) == rec.log.maxlen:
+            rec.log_floor = rec.log[0][0] - 1
+        msg = agent_pb2.SyncMessage(revision=revision, epoch=self.epoch, delta=delta)
+        for sub in rec.subscribers:
+            sub.put(msg)
+        return compiled
+
+    # ------------------------------------------------------------ sync streams
+
+    def open_stream(self, host: str, last_revision: int, epoch: str) -> tuple[queue.SimpleQueue, list]:
+        """Register a Sync stream: returns its queue and the messages that bring the agent up to date."""
+        sub: queue.SimpleQueue = queue.SimpleQueue()
+        with self.lock:
+            rec = self.records.get(host)
+            if rec is None:
+                self._full_compile(host)
+                rec = self.records[host]
+            rec.subscribers.add(sub)
+            if epoch == self.epoch and rec.log_floor <= last_revision <= rec.revision:
+                catch_up = [
+                    agent_pb2.SyncMessage(revision=rev, epoch=self.epoch, delta=delta)
+                    for rev, delta in rec.log
+                    if rev > last_revision
+                ]
+            else:
+                snapshot = snapshot_to_proto(rec, self.topo.tunnel_ip(host) or "", self.topo.metadata_url)
+                catch_up = [agent_pb2.SyncMessage(revision=rec.revision, epoch=self.epoch, snapshot=snapshot)]
+        return sub, catch_up
+
+    def close_stream(self, host: str, sub: queue.SimpleQueue) -> None:
+        with self.lock:
+            rec = self.records.get(host)
+            if rec is not None:
+                rec.subscribers.discard(sub)
+
+    def has_stream(self, host: str) -> bool:
+        with self.lock:
+            rec = self.records.get(host)
+            return bool(rec and rec.subscribers)
+
+    def host_record(self, host: str) -> HostRecord | None:
+        with self.lock:
+            return self.records.get(host)
+
+    def hosts(self) -> Iterable[str]:
+        with self.lock:
+            return list(self.records)
+
+
+def _status_only(old: Resource | None, new: Resource | None) -> bool:
+    """True for a port update that only moved its status or stages."""
+    if not (isinstance(old, Port) and isinstance(new, Port)):
+        return False
+    for name in Port.__dataclass_fields__:
+        if name not in _STATUS_ONLY_FIELDS and getattr(old, name) != getattr(new, name):
+            return False
+    return True

@@ -1,0 +1,180 @@
+"""Per-host compiled state, its deltas, and their protobuf form.
+
+A :class:`HostRecord` holds what the controller last compiled for one host:
+flow groups keyed by owner, the local ports and the local networks. Applying a
+recompiled part yields a ``HostDelta`` that is logged (so a reconnecting agent
+can catch up) and pushed to the host's open Sync streams.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections import deque
+from dataclasses import dataclass, field
+
+from controller.compiler.host import GroupKey, LocalNetworkSpec, LocalPortSpec
+from dataplane.openflow import encode
+from dataplane.openflow.flow import Flow
+from protos.loom.v1 import agent_pb2, resources_pb2
+
+DELTA_LOG_LENGTH = 512
+
+
+@dataclass
+class HostRecord:
+    host: str
+    revision: int = 0
+    groups: dict[GroupKey, tuple[Flow, ...]] = field(default_factory=dict)
+    cookies: dict[GroupKey, int] = field(default_factory=dict)
+    ports: dict[str, LocalPortSpec] = field(default_factory=dict)
+    networks: dict[str, LocalNetworkSpec] = field(default_factory=dict)
+    # Every delta after log_floor is in log, oldest first.
+    log: deque[tuple[int, agent_pb2.HostDelta]] = field(default_factory=lambda: deque(maxlen=DELTA_LOG_LENGTH))
+    log_floor: int = 0
+    subscribers: set[queue.SimpleQueue] = field(default_factory=set)
+
+    @property
+    def flow_count(self) -> int:
+        return sum(len(g) for g in self.groups.values())
+
+
+@dataclass
+class DeltaBuilder:
+    """Applies one batch of recompiled parts to a host record and remembers what changed.
+
+    The protobuf form is built only on demand (``to_proto``): a host nobody
+    streams from, or a record being created, never pays for encoding.
+    """
+
+    record: HostRecord
+    upserted_groups: dict[GroupKey, int] = field(default_factory=dict)  # key -> cookie
+    removed_cookies: list[int] = field(default_factory=list)
+    upserted_ports: list[str] = field(default_factory=list)
+    removed_ports: list[str] = field(default_factory=list)
+    upserted_networks: list[str] = field(default_factory=list)
+    removed_networks: list[str] = field(default_factory=list)
+    removed_keys: set[GroupKey] = field(default_factory=set)
+
+    @property
+    def changed_groups(self) -> set[GroupKey]:
+        return set(self.upserted_groups) | self.removed_keys
+
+    def set_group(self, key: GroupKey, cookie: int | None, flows: tuple[Flow, ...]) -> None:
+        rec = self.record
+        old = rec.groups.get(key)
+        if not flows:
+            if old is not None:
+                self.removed_cookies.append(rec.cookies.pop(key))
+                del rec.groups[key]
+                self.removed_keys.add(key)
+            return
+        if old == flows:
+            return
+        assert cookie is not None, key
+        rec.groups[key] = flows
+        rec.cookies[key] = cookie
+        self.upserted_groups[key] = cookie
+
+    def set_port(self, port_id: str, spec: LocalPortSpec | None) -> None:
+        rec = self.record
+        old = rec.ports.get(port_id)
+        if spec is None:
+            if old is not None:
+                del rec.ports[port_id]
+                self.removed_ports.append(port_id)
+        elif old != spec:
+            rec.ports[port_id] = spec
+            self.upserted_ports.append(port_id)
+
+    def set_network(self, network_id: str, spec: LocalNetworkSpec | None) -> None:
+        rec = self.record
+        old = rec.networks.get(network_id)
+        if spec is None:
+            if old is not None:
+                del rec.networks[network_id]
+                self.removed_networks.append(network_id)
+        elif old != spec:
+            rec.networks[network_id] = spec
+            self.upserted_networks.append(network_id)
+
+    def empty(self) -> bool:
+        return not (
+            self.upserted_groups
+            or self.removed_cookies
+            or self.upserted_ports
+            or self.removed_ports
+            or self.upserted_networks
+            or self.removed_networks
+        )
+
+    def to_proto(self) -> agent_pb2.HostDelta:
+        rec = self.record
+        return agent_pb2.HostDelta(
+            upsert_groups=[group_to_proto(cookie, rec.groups[key]) for key, cookie in self.upserted_groups.items()],
+            removed_groups=self.removed_cookies,
+            upsert_ports=[port_to_proto(rec.ports[pid]) for pid in self.upserted_ports],
+            removed_ports=self.removed_ports,
+            upsert_networks=[network_to_proto(rec.networks[nid]) for nid in self.upserted_networks],
+            removed_networks=self.removed_networks,
+        )
+
+
+# ---------------------------------------------------------------- protobuf
+
+
+def group_to_proto(cookie: int, flows: tuple[Flow, ...]) -> agent_pb2.FlowGroup:
+    return encode.group_to_proto(cookie, (encode.to_wire(f) for f in flows))
+
+
+def port_to_proto(s: LocalPortSpec) -> agent_pb2.LocalPort:
+    return agent_pb2.LocalPort(
+        port_id=s.port_id,
+        tag=s.tag,
+        network_id=s.network_id,
+        network_tag=s.network_tag,
+        mac_address=s.mac_address,
+        ip_addresses=list(s.ip_addresses),
+        ofport=s.ofport,
+        mtu=s.mtu,
+        admin_state_up=s.admin_state_up,
+        device_id=s.device_id,
+        device_owner=s.device_owner,
+        hostname=s.hostname,
+        instance_id=s.instance_id,
+        project_id=s.project_id,
+    )
+
+
+def network_to_proto(s: LocalNetworkSpec) -> agent_pb2.LocalNetwork:
+    return agent_pb2.LocalNetwork(
+        network_id=s.network_id,
+        tag=s.tag,
+        segmentation_id=s.segmentation_id,
+        mtu=s.mtu,
+        localport_id=s.localport_id,
+        localport_tag=s.localport_tag,
+        localport_mac=s.localport_mac,
+        localport_ips=list(s.localport_ips),
+        subnets=[
+            agent_pb2.DhcpSubnet(
+                subnet_id=sub.subnet_id,
+                cidr=sub.cidr,
+                gateway_ip=sub.gateway_ip,
+                dns_nameservers=list(sub.dns_nameservers),
+                host_routes=[resources_pb2.HostRoute(destination=d, nexthop=n) for d, n in sub.host_routes],
+                enable_dhcp=sub.enable_dhcp,
+            )
+            for sub in s.subnets
+        ],
+        dns_domain=s.dns_domain,
+    )
+
+
+def snapshot_to_proto(rec: HostRecord, tunnel_ip: str, metadata_url: str) -> agent_pb2.HostState:
+    return agent_pb2.HostState(
+        groups=[group_to_proto(rec.cookies[k], flows) for k, flows in rec.groups.items()],
+        ports=[port_to_proto(s) for s in rec.ports.values()],
+        networks=[network_to_proto(s) for s in rec.networks.values()],
+        tunnel_ip=tunnel_ip,
+        metadata_url=metadata_url,
+    )

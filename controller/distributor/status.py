@@ -1,0 +1,142 @@
+"""Port stages and status, from what the controller compiled and what agents report.
+
+A port's stages are: accepted (stored), compiled (in its host's desired
+state), flows_installed, dhcp_ready, metadata_ready (reported by its host's
+agent), and up (all of those, with the VIF present). Status is ACTIVE when up,
+BUILD while a bound port is on its way, DOWN when unbound or disabled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from controller.model import (
+    PORT_ACTIVE,
+    PORT_BUILD,
+    PORT_DOWN,
+    STAGE_ACCEPTED,
+    STAGE_COMPILED,
+    STAGE_DHCP_READY,
+    STAGE_FLOWS_INSTALLED,
+    STAGE_METADATA_READY,
+    STAGE_UP,
+    Port,
+    PortStage,
+)
+from controller.store.base import Store
+from dataplane.logs import get_logger
+
+log = get_logger(__name__)
+
+# (port_id, status, stages) -> None; persists output-only port fields.
+StatusWriter = Callable[[str, str, tuple[PortStage, ...]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """What a port's agent reported about it."""
+
+    host: str
+    vif_present: bool = False
+    ofport: int = 0
+    flows_installed: bool = False
+    dhcp_ready: bool = False
+    metadata_ready: bool = False
+
+
+def compute_stages(
+    port: Port, compiled_at: float | None, facts: HostFacts | None, now: float
+) -> tuple[str, tuple[PortStage, ...]]:
+    """The status and stages ``port`` should show; keeps earlier timestamps of stages still done."""
+    previous = {s.name: s for s in port.stages}
+    bound_here = facts is not None and facts.host == port.binding_host_id
+
+    def stage(name: str, done: bool, detail: str = "") -> PortStage:
+        old = previous.get(name)
+        if done and old is not None and old.done:
+            return replace(old, detail=detail)
+        return PortStage(name, done, now if done else 0.0, detail)
+
+    accepted = previous.get(STAGE_ACCEPTED) or PortStage(STAGE_ACCEPTED, True, port.created_at)
+    compiled = stage(STAGE_COMPILED, compiled_at is not None and bool(port.binding_host_id))
+    flows = stage(STAGE_FLOWS_INSTALLED, bool(bound_here and facts and facts.flows_installed))
+    dhcp = stage(STAGE_DHCP_READY, bool(bound_here and facts and facts.dhcp_ready))
+    meta = stage(STAGE_METADATA_READY, bool(bound_here and facts and facts.metadata_ready))
+    vif = bool(bound_here and facts and facts.vif_present)
+    all_done = compiled.done and flows.done and dhcp.done and meta.done and vif
+    detail = "" if all_done else ("waiting for the VIF" if bound_here and not vif else "")
+    if facts is not None and bound_here and facts.ofport:
+        detail = f"ofport {facts.ofport}" if all_done else detail
+    up = stage(STAGE_UP, all_done, detail)
+    stages = (accepted, compiled, flows, dhcp, meta, up)
+    if not port.binding_host_id or not port.admin_state_up:
+        status = PORT_DOWN
+    elif all_done:
+        status = PORT_ACTIVE
+    else:
+        status = PORT_BUILD
+    return status, stages
+
+
+class PortStatusTracker:
+    """Joins compile events and agent reports, and writes a port's status when it changes."""
+
+    def __init__(self, store: Store, writer: StatusWriter) -> None:
+        self.store = store
+        self.writer = writer
+        self.lock = threading.Lock()
+        self.compiled: dict[str, float] = {}
+        self.facts: dict[str, HostFacts] = {}
+
+    def ports_compiled(self, port_ids: list[str], revision: int) -> None:
+        now = time.time()
+        with self.lock:
+            for pid in port_ids:
+                self.compiled.setdefault(pid, now)
+        for pid in port_ids:
+            self._refresh(pid)
+
+    def report(self, host: str, facts: list[tuple[str, HostFacts]]) -> None:
+        with self.lock:
+            for pid, f in facts:
+                self.facts[pid] = f
+        for pid, _ in facts:
+            self._refresh(pid)
+
+    def forget(self, port_id: str) -> None:
+        with self.lock:
+            self.compiled.pop(port_id, None)
+            self.facts.pop(port_id, None)
+
+    def rebind(self, port_id: str) -> None:
+        """A port moved host or was unbound: what its old host said no longer counts."""
+        with self.lock:
+            self.compiled.pop(port_id, None)
+            self.facts.pop(port_id, None)
+        self._refresh(port_id)
+
+    def _refresh(self, port_id: str) -> None:
+        port = self.store.get("port", port_id)
+        if not isinstance(port, Port):
+            self.forget(port_id)
+            return
+        with self.lock:
+            compiled_at = self.compiled.get(port_id)
+            facts = self.facts.get(port_id)
+        status, stages = compute_stages(port, compiled_at, facts, time.time())
+        if status == port.status and _same(stages, port.stages):
+            return
+        try:
+            self.writer(port_id, status, stages)
+        except Exception as exc:  # the port may be deleted meanwhile
+            log.info("port status not written", port_id=port_id, status=status, error=str(exc))
+            return
+        if status != port.status:
+            log.info("port status", port_id=port_id, status=status, host=port.binding_host_id)
+
+
+def _same(a: tuple[PortStage, ...], b: tuple[PortStage, ...]) -> bool:
+    return [(s.name, s.done, s.detail) for s in a] == [(s.name, s.done, s.detail) for s in b]

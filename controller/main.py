@@ -1,0 +1,174 @@
+"""The controller process (``loom-controller``): the gRPC server around the store and the APIs.
+
+Other parts of the controller plug in without editing this file:
+``build_server(config, extra_services=[register], network_extras=factory)``.
+A registrar gets the server and the ``ControllerContext`` (store, APIs) and
+adds its servicers, returning their full service names for reflection and
+health; ``network_extras`` builds the object serving ListAgents and
+GetHostFlows; ``context.on_stop`` callbacks run when the controller stops.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from compute.instance_api import InstanceApi
+from compute.servicer import ComputeServicer
+from controller import config as config_module
+from controller.api.convert import Presenter
+from controller.api.network_api import NetworkApi, NetworkSettings
+from controller.api.network_servicer import NetworkExtras, NetworkServicer
+from controller.config import ControllerConfig
+from controller.store.base import Store, StoreError
+from controller.store.sqlite import SqliteStore
+from dataplane.logs import get_logger, setup_logging
+from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
+
+log = get_logger("controller.main")
+
+
+@dataclass
+class ControllerContext:
+    """What the controller's parts share."""
+
+    config: ControllerConfig
+    store: Store
+    network: NetworkApi
+    compute: InstanceApi
+    presenter: Presenter
+    on_stop: list[Callable[[], None]] = field(default_factory=list)  # run in reverse order at stop
+
+
+# Adds servicers to the server; returns the full names of the services it added (for reflection/health).
+ServiceRegistrar = Callable[[grpc.Server, ControllerContext], Iterable[str] | None]
+NetworkExtrasFactory = Callable[[ControllerContext], NetworkExtras]
+
+
+@dataclass
+class Controller:
+    server: grpc.Server
+    context: ControllerContext
+    port: int
+    health: health.HealthServicer
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        self.server.start()
+        self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "controller serving", listen=self.context.config.listen, port=self.port, db=self.context.config.db_path
+        )
+        if self.context.config.ready_file:
+            tmp = self.context.config.ready_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{self.port}\n")
+            os.replace(tmp, self.context.config.ready_file)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop serving (open streams get ``grace`` seconds), run the on_stop hooks, close the store."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        for hook in reversed(self.context.on_stop):
+            try:
+                hook()
+            except Exception:
+                log.exception("stop hook failed")
+        self.context.network.close()
+        self.context.store.close()
+        log.info("controller stopped")
+
+
+def build_context(config: ControllerConfig) -> ControllerContext:
+    store = SqliteStore(config.db_path, retention=config.event_retention)
+    network = NetworkApi(store, NetworkSettings(underlay_mtu=config.underlay_mtu, vni_range=config.vni_range))
+    return ControllerContext(
+        config=config, store=store, network=network, compute=InstanceApi(store), presenter=Presenter(network)
+    )
+
+
+def build_server(
+    config: ControllerConfig,
+    extra_services: Sequence[ServiceRegistrar] = (),
+    network_extras: NetworkExtrasFactory | None = None,
+) -> Controller:
+    """A controller ready to ``start()``: store opened, services registered, port bound."""
+    ctx = build_context(config)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"),
+        options=[("grpc.so_reuseport", 0)],  # a second controller on the same port must fail, not share it
+    )
+    extras = network_extras(ctx) if network_extras is not None else None
+    network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(ctx.network, ctx.presenter, extras), server)
+    compute_pb2_grpc.add_ComputeServiceServicer_to_server(ComputeServicer(ctx.compute, ctx.presenter), server)
+    names = [
+        network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
+        compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name,
+    ]
+    for register in extra_services:
+        names.extend(register(server, ctx) or ())
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in names:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    try:
+        port = server.add_insecure_port(config.listen)
+    except RuntimeError as exc:
+        ctx.network.close()
+        ctx.store.close()
+        raise OSError(f"cannot listen on {config.listen}: {exc}") from exc
+    return Controller(server=server, context=ctx, port=port, health=health_servicer)
+
+
+def run(
+    config: ControllerConfig,
+    extra_services: Sequence[ServiceRegistrar] = (),
+    network_extras: NetworkExtrasFactory | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    controller = build_server(config, extra_services, network_extras)
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    controller.start()
+    while not done.wait(1.0):
+        pass
+    controller.stop()
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    extra_services: Sequence[ServiceRegistrar] = (),
+    network_extras: NetworkExtrasFactory | None = None,
+) -> None:
+    """The ``loom-controller`` entry point; a wrapper may pass the services it adds."""
+    config = config_module.from_args(argv)
+    setup_logging("controller", config.log_level)
+    try:
+        run(config, extra_services, network_extras)
+    except (OSError, sqlite3.Error, StoreError) as exc:
+        log.error("controller failed to start", error=str(exc), db=config.db_path)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

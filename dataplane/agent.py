@@ -1,0 +1,368 @@
+"""The hypervisor agent: makes the host's desired state true, and says what it reached.
+
+Inputs arrive on other threads — Sync messages from the controller, VIF events
+from OVSDB, a periodic tick — and only flag work; one reconcile thread does it,
+always from the complete desired state:
+
+1. localports (the per-network DHCP/metadata namespaces) exist as desired;
+2. br-int holds exactly the controller's flows plus the binding flows the
+   agent renders for its VIFs and localports, installed as one atomic bundle
+   (never a flush: see ``dataplane.openflow.installer``);
+3. dnsmasq and the metadata proxy serve the local ports;
+4. each local port's facts (VIF present, flows installed, DHCP and metadata
+   ready) are reported when they change.
+
+The desired state is persisted, so after an OVS restart (flows gone) or an
+agent restart, the switch is reprogrammed from the last full state even while
+the controller is unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from controller.compiler.physical import localport_binding_flows, vif_binding_flows
+from dataplane.config import AgentConfig
+from dataplane.constants import BR_INT
+from dataplane.desired import DesiredState
+from dataplane.localports import LocalportManager
+from dataplane.logs import get_logger
+from dataplane.openflow.connection import ConnectionClosed, OFConnection, mgmt_target
+from dataplane.openflow.encode import WireFlow, to_wire
+from dataplane.openflow.installer import BundleError, FlowInstaller
+from dataplane.ovs.driver import OvsDriver
+from dataplane.ovs.monitor import InterfaceMonitor
+from dataplane.ovs.types import InterfaceEvent
+from dataplane.sync_client import ControllerClient, Registration
+from dhcp.convert import configs_from_proto
+from dhcp.manager import DhcpManager
+from metadata_proxy.convert import metadata_networks_from_proto
+from metadata_proxy.manager import MetadataProxyManager
+from protos.loom.v1 import agent_pb2
+
+log = get_logger(__name__)
+
+TICK_SECONDS = 1.0
+PERSIST_EVERY = 0.5  # seconds: debounce writes of the desired state
+RETRY_SECONDS = 0.5
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, version: str = "0.1.0") -> None:
+        self.config = config
+        self.version = version
+        self.log = log.bind(host=config.host)
+        self.desired = DesiredState.load(config.state_dir)
+        self.driver = OvsDriver(config.ovsdb)
+        self.localports = LocalportManager(self.driver, config.namespace_prefix)
+        self.dhcp = DhcpManager(config.run_dir / "dhcp")
+        self.metadata: MetadataProxyManager | None = None  # started once the service URL is known
+        self.monitor: InterfaceMonitor | None = None
+        self.connection: OFConnection | None = None
+        self.installer: FlowInstaller | None = None
+        self.client = ControllerClient(
+            config.controller,
+            Registration(config.host, config.tunnel_ip, config.datapath_type, version),
+            on_message=self._on_message,
+            position=self._position,
+            on_connected=self._on_controller_connected,
+        )
+        # Inputs from other threads, guarded by _lock; _wake starts a reconcile.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._messages: list[agent_pb2.SyncMessage] = []
+        self._vifs: dict[str, InterfaceEvent] = {}
+        self._vifs_changed = False
+        self._report_all = False
+        # Reconcile-thread state.
+        self._reported: dict[str, agent_pb2.PortState] = {}
+        self._flows_ok_ports: set[str] = set()
+        self._installed_revision = 0
+        self._dirty_since: float | None = None
+        self._last_persist = 0.0
+        self._retry_at: float | None = None
+        self._metadata_url = ""
+        self.reconciles = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def setup(self) -> None:
+        """Bridges, tunnel, underlay, VIF monitor, OpenFlow; then program from the persisted state if any."""
+        cfg = self.config
+        self.driver.start()
+        self.driver.ensure_integration_bridge(cfg.datapath_type)
+        if cfg.underlay_nic:
+            self.driver.ensure_underlay(cfg.underlay_nic, f"{cfg.tunnel_ip}/{cfg.underlay_prefix}")
+        self.driver.ensure_tunnel_port(cfg.tunnel_ip)
+        self.monitor = self.driver.monitor_interfaces(callback=self._on_vif)
+        with self._lock:
+            for iface_id, ev in self.monitor.present().items():
+                self._vifs[iface_id] = ev
+        _traversable(self.config.run_dir)
+        self.dhcp.start()
+        self._connect_openflow()
+        if self.desired.complete:
+            self.log.info("programming from the persisted state", revision=self.desired.revision)
+            self._reconcile()
+
+    def run(self) -> None:
+        """Set up, follow the controller and reconcile until stop()."""
+        self.setup()
+        self.client.start()
+        next_tick = time.monotonic() + TICK_SECONDS
+        while not self._stop.is_set():
+            deadline = min(next_tick, self._retry_at or next_tick)
+            self._wake.wait(timeout=max(0.0, deadline - time.monotonic()))
+            if self._stop.is_set():
+                break
+            self._wake.clear()
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + TICK_SECONDS
+            try:
+                self._step(now)
+            except Exception:
+                self.log.exception("reconcile failed; retrying")
+                self._retry_at = time.monotonic() + RETRY_SECONDS
+        self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _shutdown(self) -> None:
+        self.client.stop()
+        if self._dirty_since is not None:
+            self.desired.save(self.config.state_dir)
+        if self.monitor:
+            self.monitor.stop()
+        # dnsmasq and the metadata proxy keep serving: DHCP and metadata survive agent restarts.
+        self.dhcp.close(stop_dnsmasq=False)
+        if self.metadata:
+            self.metadata.close()
+        if self.connection:
+            self.connection.close()
+        self.driver.close()
+        self.log.info("agent stopped")
+
+    # ------------------------------------------------------------ inputs (other threads)
+
+    def _on_message(self, msg: agent_pb2.SyncMessage) -> None:
+        with self._lock:
+            self._messages.append(msg)
+        self._wake.set()
+
+    def _on_vif(self, ev: InterfaceEvent) -> None:
+        with self._lock:
+            if ev.present:
+                self._vifs[ev.iface_id] = ev
+            else:
+                current = self._vifs.get(ev.iface_id)
+                if current is None or current.name == ev.name:
+                    self._vifs.pop(ev.iface_id, None)
+            self._vifs_changed = True
+        self._wake.set()
+
+    def _on_controller_connected(self) -> None:
+        with self._lock:
+            self._report_all = True
+        self._wake.set()
+
+    def _position(self) -> tuple[int, str]:
+        with self._lock:
+            pending = self._messages[-1] if self._messages else None
+        if pending is not None:
+            return pending.revision, pending.epoch
+        return self.desired.revision, self.desired.epoch
+
+    # ------------------------------------------------------------ reconcile
+
+    def _step(self, now: float) -> None:
+        """Work out what changed since the last step and do only that (a tick alone just reports)."""
+        with self._lock:
+            messages, self._messages = self._messages, []
+            report_all, self._report_all = self._report_all, False
+            vifs_changed, self._vifs_changed = self._vifs_changed, False
+        for msg in messages:
+            self.desired.apply(msg)
+        if messages:
+            self._dirty_since = self._dirty_since or now
+        if report_all:
+            self._reported.clear()
+        retry_due = self._retry_at is not None and now >= self._retry_at
+        if messages or vifs_changed or retry_due:
+            self._retry_at = None
+            self._reconcile()
+        else:
+            self._report()
+        if self._dirty_since is not None and time.monotonic() - self._last_persist >= PERSIST_EVERY:
+            self.desired.save(self.config.state_dir)
+            self._last_persist = time.monotonic()
+            self._dirty_since = None
+
+    def _reconcile(self) -> None:
+        if not self.desired.complete:
+            return
+        self.reconciles += 1
+        d = self.desired
+        try:
+            self.localports.sync(d.networks)
+        except Exception as exc:
+            self.log.error("localports not in place", error=str(exc))
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+        flows, bound = self._render_flows()
+        self._install(flows, bound)
+        self._sync_services()
+        self._report()
+
+    def _render_flows(self) -> tuple[list[WireFlow], set[str]]:
+        """The controller's flows plus the binding flows of local VIFs and localports."""
+        d = self.desired
+        flows = d.flows()
+        with self._lock:
+            vifs = dict(self._vifs)
+        taken = {ev.ofport for ev in vifs.values()}
+        bound: set[str] = set()
+        for port in d.ports.values():
+            if not port.admin_state_up:
+                continue
+            ev = vifs.get(port.port_id)
+            if ev is not None:
+                ofport = ev.ofport
+            elif port.ofport and port.ofport not in taken:
+                ofport = port.ofport  # not plugged yet: be ready for the VIF that requests it
+            else:
+                continue
+            flows.extend(to_wire(f) for f in vif_binding_flows(port.tag, port.network_tag, ofport))
+            bound.add(port.port_id)
+        for network_id, lp in self.localports.ports.items():
+            net = d.networks.get(network_id)
+            if net is not None:
+                flows.extend(to_wire(f) for f in localport_binding_flows(net.localport_tag, net.tag, lp.ofport))
+        return flows, bound
+
+    def _install(self, flows: list[WireFlow], bound: set[str]) -> None:
+        if self.installer is None and not self._connect_openflow():
+            self._flows_ok_ports = set()
+            return
+        assert self.installer is not None
+        try:
+            self.installer.sync(flows)
+        except BundleError as exc:
+            self.log.error("flows rejected by the switch; nothing changed", error=str(exc))
+            self._flows_ok_ports = set()
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            return
+        except ConnectionClosed as exc:
+            self.log.warning("openflow connection lost", error=str(exc))
+            self._drop_openflow()
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            return
+        self._flows_ok_ports = bound
+        self._installed_revision = self.desired.revision
+
+    def _sync_services(self) -> None:
+        d = self.desired
+        served = [n for nid, n in d.networks.items() if nid in self.localports.ports]
+        try:
+            configs, hosts = configs_from_proto(served, d.ports.values(), self.localports.locate)
+            self.dhcp.sync(configs, hosts)
+        except Exception as exc:
+            self.log.error("dhcp sync failed", error=str(exc))
+        try:
+            metadata = self._metadata_proxy()
+            if metadata is not None:
+                namespace_of = self.localports.namespace
+                metadata.sync(metadata_networks_from_proto(served, d.ports.values(), namespace_of))
+        except Exception as exc:
+            self.log.error("metadata proxy sync failed", error=str(exc))
+
+    def _metadata_proxy(self) -> MetadataProxyManager | None:
+        url = self.config.metadata_url or self.desired.metadata_url
+        if not url or not self.config.metadata_secret:
+            return None
+        if self.metadata is not None and self._metadata_url != url:
+            self.metadata.close(stop_proxy=True)
+            self.metadata = None
+        if self.metadata is None:
+            self.metadata = MetadataProxyManager(self.config.run_dir / "metadata", url, self.config.metadata_secret)
+            self.metadata.start()
+            self._metadata_url = url
+            self.log.info("metadata proxy started", upstream=url)
+        return self.metadata
+
+    def port_states(self) -> dict[str, agent_pb2.PortState]:
+        d = self.desired
+        with self._lock:
+            vifs = dict(self._vifs)
+        states = {}
+        for port in d.ports.values():
+            ev = vifs.get(port.port_id)
+            has_services = port.network_id in self.localports.ports
+            states[port.port_id] = agent_pb2.PortState(
+                port_id=port.port_id,
+                vif_present=ev is not None,
+                ofport=ev.ofport if ev else 0,
+                flows_installed=port.port_id in self._flows_ok_ports,
+                # Without a DHCP-enabled subnet there is nothing to serve: ready by definition.
+                dhcp_ready=self.dhcp.dhcp_ready(port.port_id) if has_services else port.network_id not in d.networks,
+                metadata_ready=(
+                    self.metadata.metadata_ready(port.port_id)
+                    if has_services and self.metadata is not None
+                    else port.network_id not in d.networks
+                ),
+                revision=self._installed_revision,
+            )
+        return states
+
+    def _report(self) -> None:
+        states = self.port_states()
+        changed = []
+        for pid, st in states.items():
+            old = self._reported.get(pid)
+            if old is None or _facts(old) != _facts(st):
+                changed.append(st)
+        for pid in [p for p in self._reported if p not in states]:
+            del self._reported[pid]
+        if changed and self.client.connected.is_set() and self.client.report_ports(changed):
+            for st in changed:
+                self._reported[st.port_id] = st
+
+    # ------------------------------------------------------------ openflow
+
+    def _connect_openflow(self) -> bool:
+        target = mgmt_target(BR_INT, self.config.ovs_rundir)
+        try:
+            self.connection = OFConnection(target)
+        except ConnectionClosed as exc:
+            self.log.warning("cannot reach br-int over OpenFlow yet", target=target, error=str(exc))
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            return False
+        self.installer = FlowInstaller(self.connection)
+        return True
+
+    def _drop_openflow(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+        self.connection = None
+        self.installer = None
+        self._flows_ok_ports = set()
+
+
+def _traversable(path: os.PathLike[str] | str) -> None:
+    """Create ``path`` (and missing parents) mode 0755, so unprivileged dnsmasq can reach its files."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.exists(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for directory in reversed(missing):
+        os.mkdir(directory)
+        os.chmod(directory, 0o755)  # explicit: the umask may be stricter
+
+
+def _facts(s: agent_pb2.PortState) -> tuple:
+    return (s.vif_present, s.ofport, s.flows_installed, s.dhcp_ready, s.metadata_ready)

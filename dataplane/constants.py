@@ -1,0 +1,26 @@
+"""Names and numbers the controller and every agent agree on.
+
+OpenFlow port numbers are split into ranges so that flows can name a port
+before it exists: VIFs request the number the controller allocated at binding
+time, the agent's own ports use fixed or agent-chosen numbers above that.
+"""
+
+from __future__ import annotations
+
+BR_INT = "br-int"
+BR_PHY = "br-phy"
+TUNNEL_PORT_NAME = "vxlan-loom"
+
+# OVS assigns OpenFlow port numbers 1..0xfeff; these ranges never overlap.
+VIF_OFPORT_MIN = 100
+VIF_OFPORT_MAX = 65000
+LOCALPORT_OFPORT_MIN = 65001
+LOCALPORT_OFPORT_MAX = 65199
+TUNNEL_OFPORT = 65200
+
+VXLAN_UDP_PORT = 4789
+# Outer Ethernet (14) + IPv4 (20) + UDP (8) + VXLAN (8).
+VXLAN_OVERHEAD = 50
+
+METADATA_IP = "169.254.169.254"
+METADATA_PORT = 80

@@ -1,0 +1,32 @@
+"""`loom-agent`: run the hypervisor agent until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from dataplane.agent import Agent
+from dataplane.config import parse_args
+from dataplane.logs import get_logger, setup_logging
+
+log = get_logger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    setup_logging("agent")
+    agent = Agent(config)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name, host=config.host)
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("agent starting", host=config.host, controller=config.controller, tunnel_ip=config.tunnel_ip)
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Where one network's dnsmasq keeps its files under the agent's DHCP state directory.
+
+Layout (one directory per network, named after the network id)::
+
+    <root>/<network>/hosts/<port>   one dhcp-host file per port (dnsmasq watches it with inotify)
+    <root>/<network>/opts           dhcp-option lines (re-read on SIGHUP)
+    <root>/<network>/leases         dnsmasq's lease database
+    <root>/<network>/pid            dnsmasq's pid file
+    <root>/<network>/dnsmasq.log    dnsmasq's log
+    <root>/<network>/tmp/           files are written here, then renamed into place (atomic for dnsmasq)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def safe_name(identifier: str) -> str:
+    """A file name for an object id: the id itself when harmless, else a digest of it."""
+    if _SAFE.fullmatch(identifier) and ".." not in identifier:
+        return identifier
+    return "x-" + hashlib.sha256(identifier.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPaths:
+    """The files of one network's dnsmasq."""
+
+    dir: Path
+
+    @property
+    def hosts_dir(self) -> Path:
+        return self.dir / "hosts"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.dir / "tmp"
+
+    @property
+    def opts_file(self) -> Path:
+        return self.dir / "opts"
+
+    @property
+    def lease_file(self) -> Path:
+        return self.dir / "leases"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "dnsmasq.log"
+
+    def host_file(self, port_id: str) -> Path:
+        return self.hosts_dir / safe_name(port_id)
+
+
+def network_paths(root: Path, network_id: str) -> NetworkPaths:
+    return NetworkPaths(root / safe_name(network_id))

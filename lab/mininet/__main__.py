@@ -1,0 +1,100 @@
+"""`python -m lab.mininet up|clean`: run the lab by hand, or remove what earlier runs left.
+
+Subcommands are registered in ``SUBCOMMANDS`` (name -> help, argument adder,
+runner), so another one (``demo``) is one entry more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from dataplane.logs import setup_logging
+from lab.mininet.cleanup import clean
+from lab.mininet.config import LabConfig
+from lab.mininet.lab import Lab
+
+
+def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every lab-starting subcommand shares."""
+    parser.add_argument("--hypervisors", type=int, default=3, help="how many hypervisors (default 3)")
+    parser.add_argument("--prefix", default="lab", help="name prefix of everything the lab creates (default lab)")
+
+
+def lab_config(args: argparse.Namespace) -> LabConfig:
+    return LabConfig(hypervisors=args.hypervisors, prefix=args.prefix)
+
+
+def describe(lab: Lab) -> str:
+    """How to reach each hypervisor, for humans."""
+    lines = [f"lab {lab.config.prefix}: {len(lab.hypervisors)} hypervisors, started in {lab.started_in or 0:.1f}s"]
+    lines.append(f"  controller address (root namespace): {lab.config.controller_ip}")
+    for hv in lab.hypervisors:
+        lines.append(
+            f"  {hv.name}: netns {hv.netns}, mgmt {hv.mgmt_ip}, tunnel {hv.tunnel_ip} (br-phy), "
+            f"ovsdb unix:{hv.ovsdb_socket}"
+        )
+        lines.append(f"      ip netns exec {hv.netns} env OVS_RUNDIR={hv.ovs_rundir} ovs-vsctl show")
+    return "\n".join(lines)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+    while not stop.wait(3600):
+        pass
+
+
+def run_up(args: argparse.Namespace) -> int:
+    with Lab(config=lab_config(args)) as lab:
+        print(describe(lab), flush=True)
+        print("Ctrl-C to stop and remove everything.", flush=True)
+        _wait_for_signal()
+    return 0
+
+
+def add_clean_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prefix", default="lab", help="clean labs whose prefix starts with this (default lab)")
+    parser.add_argument("--force", action="store_true", help="also remove labs whose owner process is alive")
+
+
+def run_clean(args: argparse.Namespace) -> int:
+    report = clean(args.prefix, force=args.force)
+    print(
+        f"removed {len(report.killed)} processes, {len(report.netns)} namespaces, {len(report.links)} links, "
+        f"{len(report.state_dirs)} state dirs"
+        + (f"; left running labs: {', '.join(report.skipped_live)}" if report.skipped_live else "")
+    )
+    return 0
+
+
+Runner = Callable[[argparse.Namespace], int]
+SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {
+    "up": ("start the lab and keep it running until Ctrl-C", add_lab_arguments, run_up),
+    "clean": ("remove leftovers of earlier lab runs (only names with the lab prefix)", add_clean_arguments, run_clean),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.mininet", description="Loom's multi-hypervisor lab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_arguments, runner) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(runner=runner)
+    args = parser.parse_args(argv)
+    setup_logging("lab")
+    return args.runner(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Reachability probes between namespaces: ICMP (ping) and TCP (a checked transfer).
+
+They answer yes or no, never raise for "unreachable", and give up quickly,
+so a connectivity matrix with many expected "no" cells stays fast. The TCP
+probe sends random bytes and compares SHA-256 on both ends: a transfer only
+counts if every byte arrived (TCP through a userspace datapath with checksum
+offload on fails exactly this way, while ping works).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_TCP_SINK = """
+import hashlib, socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2]))); srv.listen(1); print("ready", flush=True)
+srv.settimeout(float(sys.argv[3])); conn, _ = srv.accept(); conn.settimeout(float(sys.argv[3]))
+h = hashlib.sha256()
+while chunk := conn.recv(65536):
+    h.update(chunk)
+print(h.hexdigest(), flush=True)
+"""
+
+_TCP_SOURCE = """
+import hashlib, os, socket, sys
+data = os.urandom(int(sys.argv[3]))
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[4]))
+s.sendall(data); s.close(); print(hashlib.sha256(data).hexdigest(), flush=True)
+"""
+
+
+def _in(netns: str, argv: list[str]) -> list[str]:
+    return ["ip", "netns", "exec", netns, *argv]
+
+
+def ping(netns: str, ip: str, count: int = 1, timeout: float = 1.0, interval: float = 0.2) -> bool:
+    """True if ``ip`` answers at least one of ``count`` echo requests from inside ``netns``."""
+    argv = ["ping", "-n", "-q", "-c", str(count), "-i", str(interval), "-W", str(max(1, round(timeout))), ip]
+    proc = subprocess.run(_in(netns, argv), capture_output=True, check=False, timeout=count * interval + timeout + 5)
+    return proc.returncode == 0
+
+
+def tcp_transfer(
+    server_netns: str,
+    client_netns: str,
+    ip: str,
+    nbytes: int = 1_000_000,
+    port: int = 5201,
+    timeout: float = 5.0,
+) -> bool:
+    """True if ``nbytes`` sent over TCP from ``client_netns`` to ``ip:port`` (served in ``server_netns``)
+    all arrived intact within ``timeout`` seconds of inactivity."""
+    sink = subprocess.Popen(
+        _in(server_netns, [sys.executable, "-c", _TCP_SINK, ip, str(port), str(timeout)]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert sink.stdout is not None
+        if sink.stdout.readline().strip() != "ready":
+            return False
+        source = subprocess.run(
+            _in(client_netns, [sys.executable, "-c", _TCP_SOURCE, ip, str(port), str(nbytes), str(timeout)]),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout * 4 + 10,
+        )
+        if source.returncode != 0:
+            return False
+        return source.stdout.strip() == sink.stdout.readline().strip()
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+        sink.wait(5)

@@ -1,0 +1,188 @@
+"""loomctl against a live controller: tables, JSON, name resolution, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from controller.cli.registry import discover
+from tests.integration.controller_harness import ROOT, LiveController, live_controller, scratch_dir
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveController]:
+    with scratch_dir() as workdir, live_controller(workdir) as live:
+        yield live
+
+
+def loomctl(live: LiveController, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "controller.cli", "--server", live.address, "--timeout", "10", *args]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def fields(output: str) -> dict[str, str]:
+    """A ``show`` listing as a dict (first line of each field)."""
+    out = {}
+    for line in output.splitlines():
+        if line and not line[0].isspace():
+            name, _, value = line.partition(" ")
+            out[name] = value.strip()
+    return out
+
+
+def test_groups_are_discovered() -> None:
+    names = [g.name for g in discover()]
+    assert {"network", "subnet", "port", "instance", "watch"} <= set(names)
+    assert names == sorted(names)
+
+
+def test_network_subnet_port_walkthrough(live: LiveController) -> None:
+    net = fields(loomctl(live, "network", "create", "cli-blue", "--mtu", "1400").stdout)
+    assert net["name"] == "cli-blue" and net["mtu"] == "1400" and net["network_type"] == "vxlan"
+    listed = json.loads(loomctl(live, "--json", "network", "list", "--name", "cli-blue").stdout)
+    assert [n["id"] for n in listed] == [net["id"]] and listed[0]["segmentation_id"] == int(net["segmentation_id"])
+
+    sub = fields(
+        loomctl(
+            live,
+            "subnet",
+            "create",
+            "10.80.0.0/24",
+            "--network",
+            "cli-blue",
+            "--name",
+            "cli-sub",
+            "--dns",
+            "8.8.8.8",
+            "--route",
+            "192.168.0.0/16,10.80.0.254",
+            "--pool",
+            "10.80.0.10-10.80.0.100",
+        ).stdout
+    )
+    assert sub["network_id"] == net["id"] and sub["gateway_ip"] == "10.80.0.1"
+    assert (
+        sub["allocation_pools"] == "10.80.0.10-10.80.0.100" and sub["host_routes"] == "192.168.0.0/16 via 10.80.0.254"
+    )
+
+    port = fields(
+        loomctl(
+            live,
+            "port",
+            "create",
+            "--network",
+            "cli-blue",
+            "--name",
+            "cli-vm",
+            "--host",
+            "hv9",
+            "--fixed-ip",
+            "subnet=cli-sub,ip=10.80.0.50",
+        ).stdout
+    )
+    assert port["fixed_ips"].startswith("10.80.0.50 ") and port["binding_vif_details"].endswith("ofport=100")
+    shown = loomctl(live, "port", "show", "cli-vm").stdout  # by name
+    assert "accepted" in fields(shown)["stages"] and fields(shown)["id"] == port["id"]
+
+    table = loomctl(live, "port", "list", "--network", "cli-blue").stdout.splitlines()
+    header, rows = table[0], table[1:]
+    assert header.split()[:4] == ["ID", "NAME", "NETWORK", "MAC"] and len(rows) == 2  # + the DHCP port
+    for column in ("NAME", "MAC", "STATUS"):  # aligned: every row's cell starts under its header
+        at = header.index(column)
+        assert all(row[at - 1] == " " and row[at] != " " for row in rows)
+    vm_row = next(r for r in rows if "cli-vm" in r)
+    assert "10.80.0.50" in vm_row and "hv9" in vm_row
+
+    updated = fields(loomctl(live, "port", "update", "cli-vm", "--unbind", "--name", "cli-vm2").stdout)
+    assert updated["name"] == "cli-vm2" and updated["binding_host_id"] == ""
+    assert loomctl(live, "port", "delete", "cli-vm2").stdout.startswith("deleted port cli-vm2")
+    loomctl(live, "network", "delete", "cli-blue")
+    assert json.loads(loomctl(live, "--json", "network", "list", "--name", "cli-blue").stdout) == []
+
+
+def test_errors_print_status_and_exit_1(live: LiveController) -> None:
+    loomctl(live, "network", "create", "cli-err")
+    bad = loomctl(live, "subnet", "create", "10.0.0.0/33", "--network", "cli-err", ok=False)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: INVALID_ARGUMENT: subnet.cidr: '10.0.0.0/33' is not a valid IPv4 CIDR"
+    loomctl(live, "port", "create", "--network", "cli-err")
+    busy = loomctl(live, "network", "delete", "cli-err", ok=False)
+    assert busy.returncode == 1 and busy.stderr.startswith("error: FAILED_PRECONDITION: network ")
+    missing = loomctl(live, "port", "show", "no-such-port", ok=False)
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    loomctl(live, "network", "create", "cli-twin")
+    loomctl(live, "network", "create", "cli-twin")
+    twins = loomctl(live, "network", "show", "cli-twin", ok=False)
+    assert twins.returncode == 1 and "2 networks are named 'cli-twin'" in twins.stderr
+    down = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "--server", "127.0.0.1:1", "--timeout", "2", "network", "list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert down.returncode == 1 and down.stderr.startswith("error: UNAVAILABLE")
+
+
+def test_instance_commands(live: LiveController) -> None:
+    with scratch_dir() as tmp:
+        data = os.path.join(tmp, "user-data")
+        with open(data, "wb") as f:
+            f.write(b"#cloud-config\n\x00\xff")
+        inst = fields(
+            loomctl(
+                live,
+                "instance",
+                "create",
+                "CLI Box",
+                "--user-data",
+                data,
+                "--key",
+                "default=ssh-ed25519 AAAAkey me",
+                "--meta",
+                "role=web",
+            ).stdout
+        )
+    assert inst["hostname"] == "cli-box" and inst["user_data"] == "16 bytes" and inst["metadata"] == "role=web"
+    got = json.loads(loomctl(live, "--json", "instance", "show", inst["id"]).stdout)
+    assert got["public_keys"] == {"default": "ssh-ed25519 AAAAkey me"}
+    loomctl(live, "instance", "update", "CLI Box", "--hostname", "box2", "--no-meta")
+    again = json.loads(loomctl(live, "--json", "instance", "show", inst["id"]).stdout)
+    assert again["hostname"] == "box2" and "metadata" not in again
+    assert "CLI Box" in loomctl(live, "instance", "list").stdout
+    loomctl(live, "instance", "delete", inst["id"])
+
+
+def test_watch_replays_as_json_lines(live: LiveController) -> None:
+    net = json.loads(loomctl(live, "--json", "network", "create", "cli-watch").stdout)
+    since = int(net["revision_number"]) - 1
+    cmd = [
+        sys.executable,
+        "-m",
+        "controller.cli",
+        "--server",
+        live.address,
+        "--json",
+        "watch",
+        "--since",
+        str(since),
+        "--kind",
+        "network",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        event = json.loads(line)
+        assert event["type"] == "CREATED" and event["network"]["name"] == "cli-watch"
+        assert int(event["revision"]) == since + 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
