@@ -28,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.compiler.host import compile_host  # noqa: E402
-from controller.compiler.topology import Topology  # noqa: E402
-from controller.distributor.distributor import Distributor  # noqa: E402
-from controller.model import OWNER_DHCP, Agent, FixedIP, Network, Port, Subnet  # noqa: E402
-from controller.store.sqlite import SqliteStore  # noqa: E402
-from dataplane.openflow import encode  # noqa: E402
+from controller.compiler.host import compile_host
+from controller.compiler.topology import Topology
+from controller.distributor.distributor import Distributor
+from controller.model import OWNER_DHCP, Agent, FixedIP, Network, Port, Subnet
+from controller.store.sqlite import SqliteStore
+from dataplane.openflow import encode
 
 HOSTS = 1000
 NETWORKS = 500

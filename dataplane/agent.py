@@ -12,9 +12,12 @@ always from the complete desired state:
 4. each local port's facts (VIF present, flows installed, DHCP and metadata
    ready) are reported when they change.
 
-The desired state is persisted, so after an OVS restart (flows gone) or an
-agent restart, the switch is reprogrammed from the last full state even while
-the controller is unreachable.
+The desired state is persisted, so after an OVS restart (flows gone) the
+switch is reprogrammed from the last full state even while the controller is
+unreachable. But if the switch still holds Loom's flows when the agent starts,
+they are the freshest truth there is: the persisted copy may be older (it is
+written a moment after changes, and a SIGKILL can land in between), so the
+agent changes nothing until the controller's current state has arrived.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from dataplane.desired import DesiredState
 from dataplane.localports import LocalportManager
 from dataplane.logs import get_logger
 from dataplane.openflow.connection import ConnectionClosed, OFConnection, mgmt_target
+from dataplane.openflow.cookie import LOOM_MARKER
 from dataplane.openflow.encode import WireFlow, to_wire
 from dataplane.openflow.installer import BundleError, FlowInstaller
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.monitor import InterfaceMonitor
 from dataplane.ovs.types import InterfaceEvent
 from dataplane.sync_client import ControllerClient, Registration
+from dataplane.tunnel_neighbors import TunnelNeighbors
 from dhcp.convert import configs_from_proto
 from dhcp.manager import DhcpManager
 from metadata_proxy.convert import metadata_networks_from_proto
@@ -59,6 +64,8 @@ class Agent:
         self.localports = LocalportManager(self.driver, config.namespace_prefix)
         self.dhcp = DhcpManager(config.run_dir / "dhcp")
         self.metadata: MetadataProxyManager | None = None  # started once the service URL is known
+        # The kernel datapath resolves tunnel next hops itself; the userspace one drops while it does.
+        self.tunnels = TunnelNeighbors() if config.datapath_type == "netdev" else None
         self.monitor: InterfaceMonitor | None = None
         self.connection: OFConnection | None = None
         self.installer: FlowInstaller | None = None
@@ -85,6 +92,9 @@ class Agent:
         self._last_persist = 0.0
         self._retry_at: float | None = None
         self._metadata_url = ""
+        # May the reconciler program the switch? Only from a state the controller sent
+        # to this run, or from the persisted one when the switch had lost its flows.
+        self._may_program = False
         self.reconciles = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -104,9 +114,25 @@ class Agent:
         _traversable(self.config.run_dir)
         self.dhcp.start()
         self._connect_openflow()
-        if self.desired.complete:
-            self.log.info("programming from the persisted state", revision=self.desired.revision)
+        if self.desired.complete and not self._switch_has_loom_flows():
+            self.log.info(
+                "switch has no Loom flows: programming from the persisted state", revision=self.desired.revision
+            )
+            self._may_program = True
+            if self.tunnels is not None:
+                self.tunnels.set_peers(self.desired.peers)
             self._reconcile()
+        elif self.desired.complete:
+            self.log.info("switch holds Loom flows: keeping them until the controller's state arrives")
+
+    def _switch_has_loom_flows(self) -> bool:
+        if self.connection is None:
+            return True  # unknown: assume so, and touch nothing
+        try:
+            return bool(self.connection.dump_flows(cookie=LOOM_MARKER << 56, cookie_mask=0xFF << 56))
+        except ConnectionClosed:
+            self._drop_openflow()
+            return True
 
     def run(self) -> None:
         """Set up, follow the controller and reconcile until stop()."""
@@ -189,11 +215,21 @@ class Agent:
         for msg in messages:
             self.desired.apply(msg)
         if messages:
+            self._may_program = True
             self._dirty_since = self._dirty_since or now
         if report_all:
             self._reported.clear()
+        if self.tunnels is not None:
+            if messages:
+                self.tunnels.set_peers(self.desired.peers)
+            self.tunnels.tick(now)
         retry_due = self._retry_at is not None and now >= self._retry_at
-        if messages or vifs_changed or retry_due:
+        if self.connection is not None and self.connection.closed:
+            # ovs-vswitchd went away (a restart empties the switch): reconnect and reprogram.
+            self.log.warning("openflow connection closed; reconnecting")
+            self._drop_openflow()
+            retry_due = True
+        if messages or vifs_changed or retry_due or self.connection is None:
             self._retry_at = None
             self._reconcile()
         else:
@@ -204,7 +240,7 @@ class Agent:
             self._dirty_since = None
 
     def _reconcile(self) -> None:
-        if not self.desired.complete:
+        if not (self.desired.complete and self._may_program):
             return
         self.reconciles += 1
         d = self.desired
@@ -342,6 +378,8 @@ class Agent:
             self._retry_at = time.monotonic() + RETRY_SECONDS
             return False
         self.installer = FlowInstaller(self.connection)
+        if self.tunnels is not None:
+            self.tunnels.forget()  # a new connection may mean a new ovs-vswitchd, with an empty cache
         return True
 
     def _drop_openflow(self) -> None:

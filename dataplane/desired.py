@@ -32,6 +32,7 @@ class DesiredState:
     networks: dict[str, agent_pb2.LocalNetwork] = field(default_factory=dict)
     tunnel_ip: str = ""
     metadata_url: str = ""
+    peers: tuple[str, ...] = ()
 
     def apply(self, msg: agent_pb2.SyncMessage) -> None:
         body = msg.WhichOneof("body")
@@ -50,6 +51,7 @@ class DesiredState:
         self.networks = {n.network_id: n for n in snap.networks}
         self.tunnel_ip = snap.tunnel_ip
         self.metadata_url = snap.metadata_url
+        self.peers = tuple(snap.peers.ips)
         self.complete = True
 
     def _apply_delta(self, delta: agent_pb2.HostDelta) -> None:
@@ -65,6 +67,8 @@ class DesiredState:
             self.networks.pop(nid, None)
         for n in delta.upsert_networks:
             self.networks[n.network_id] = n
+        if delta.HasField("peers"):
+            self.peers = tuple(delta.peers.ips)
 
     def flows(self) -> list[WireFlow]:
         return [f for group in self.groups.values() for f in group]
@@ -81,6 +85,7 @@ class DesiredState:
                 networks=list(self.networks.values()),
                 tunnel_ip=self.tunnel_ip,
                 metadata_url=self.metadata_url,
+                peers=agent_pb2.TunnelPeers(ips=self.peers),
             ),
         )
 

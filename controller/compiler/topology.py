@@ -126,6 +126,16 @@ class Topology:
     def host_has_network(self, host: str, network_id: str) -> bool:
         return host in self.network_hosts.get(network_id, ())
 
+    def tunnel_peers(self, host: str) -> tuple[str, ...]:
+        """Tunnel IPs of the other registered hosts that share a network with ``host``."""
+        peers = {
+            ip
+            for net_id in self.networks_of_host(host)
+            for other in self.network_hosts.get(net_id, ())
+            if other != host and (ip := self.tunnel_ip(other)) is not None
+        }
+        return tuple(sorted(peers))
+
     def tunnel_ip(self, host: str) -> str | None:
         agent = self.agents.get(host)
         return agent.tunnel_ip if agent else None

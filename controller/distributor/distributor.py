@@ -106,8 +106,11 @@ class Distributor:
                     self._apply(obj.KIND, obj.id, obj)
             self.revision = self._start_revision
             hosts = set(self.topo.vif_ports_by_host) | set(self.topo.agents)
+            compiled: list[str] = []
             for host in hosts:
-                self._full_compile(host)
+                compiled.extend(self._full_compile(host))
+        if compiled and self.listener is not None:
+            self.listener.ports_compiled(compiled, self.revision)
         self._thread = threading.Thread(target=self._run, name="distributor", daemon=True)
         self._thread.start()
         log.info("distributor started", revision=self.revision, hosts=len(self.records), epoch=self.epoch)
@@ -304,6 +307,7 @@ class Distributor:
         for net_id in net_ids:
             present = topo.host_has_network(host, net_id)
             builder.set_network(net_id, local_network_spec(topo, net_id) if present else None)
+        builder.set_peers(topo.tunnel_peers(host))
         local = topo.vif_ports_by_host.get(host, {})
         compiled = [k[1] for k in builder.changed_groups if k[0] == "port" and k[1] in local]
         if builder.empty():

@@ -28,6 +28,7 @@ class HostRecord:
     cookies: dict[GroupKey, int] = field(default_factory=dict)
     ports: dict[str, LocalPortSpec] = field(default_factory=dict)
     networks: dict[str, LocalNetworkSpec] = field(default_factory=dict)
+    peers: tuple[str, ...] = ()
     # Every delta after log_floor is in log, oldest first.
     log: deque[tuple[int, agent_pb2.HostDelta]] = field(default_factory=lambda: deque(maxlen=DELTA_LOG_LENGTH))
     log_floor: int = 0
@@ -54,6 +55,7 @@ class DeltaBuilder:
     upserted_networks: list[str] = field(default_factory=list)
     removed_networks: list[str] = field(default_factory=list)
     removed_keys: set[GroupKey] = field(default_factory=set)
+    peers_changed: bool = False
 
     @property
     def changed_groups(self) -> set[GroupKey]:
@@ -97,9 +99,15 @@ class DeltaBuilder:
             rec.networks[network_id] = spec
             self.upserted_networks.append(network_id)
 
+    def set_peers(self, peers: tuple[str, ...]) -> None:
+        if peers != self.record.peers:
+            self.record.peers = peers
+            self.peers_changed = True
+
     def empty(self) -> bool:
         return not (
-            self.upserted_groups
+            self.peers_changed
+            or self.upserted_groups
             or self.removed_cookies
             or self.upserted_ports
             or self.removed_ports
@@ -116,6 +124,7 @@ class DeltaBuilder:
             removed_ports=self.removed_ports,
             upsert_networks=[network_to_proto(rec.networks[nid]) for nid in self.upserted_networks],
             removed_networks=self.removed_networks,
+            peers=agent_pb2.TunnelPeers(ips=rec.peers) if self.peers_changed else None,
         )
 
 
@@ -177,4 +186,5 @@ def snapshot_to_proto(rec: HostRecord, tunnel_ip: str, metadata_url: str) -> age
         networks=[network_to_proto(s) for s in rec.networks.values()],
         tunnel_ip=tunnel_ip,
         metadata_url=metadata_url,
+        peers=agent_pb2.TunnelPeers(ips=rec.peers),
     )

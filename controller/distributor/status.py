@@ -50,9 +50,17 @@ class HostFacts:
 def compute_stages(
     port: Port, compiled_at: float | None, facts: HostFacts | None, now: float
 ) -> tuple[str, tuple[PortStage, ...]]:
-    """The status and stages ``port`` should show; keeps earlier timestamps of stages still done."""
+    """The status and stages ``port`` should show.
+
+    ``None`` means "not known yet" (e.g. right after a controller restart,
+    before the agent reports again): the stored stage stands. Stages that stay
+    done keep the time they were first reached.
+    """
     previous = {s.name: s for s in port.stages}
-    bound_here = facts is not None and facts.host == port.binding_host_id
+
+    def was_done(name: str) -> bool:
+        old = previous.get(name)
+        return old is not None and old.done
 
     def stage(name: str, done: bool, detail: str = "") -> PortStage:
         old = previous.get(name)
@@ -60,19 +68,29 @@ def compute_stages(
             return replace(old, detail=detail)
         return PortStage(name, done, now if done else 0.0, detail)
 
+    bound = bool(port.binding_host_id)
+    # Facts from an agent on another host (the port moved) say nothing about it.
+    if facts is not None and facts.host != port.binding_host_id:
+        facts = None
+    known = facts is not None
+
+    def reported(name: str, value: bool) -> bool:
+        return bound and (value if known else was_done(name))
+
     accepted = previous.get(STAGE_ACCEPTED) or PortStage(STAGE_ACCEPTED, True, port.created_at)
-    compiled = stage(STAGE_COMPILED, compiled_at is not None and bool(port.binding_host_id))
-    flows = stage(STAGE_FLOWS_INSTALLED, bool(bound_here and facts and facts.flows_installed))
-    dhcp = stage(STAGE_DHCP_READY, bool(bound_here and facts and facts.dhcp_ready))
-    meta = stage(STAGE_METADATA_READY, bool(bound_here and facts and facts.metadata_ready))
-    vif = bool(bound_here and facts and facts.vif_present)
+    compiled = stage(STAGE_COMPILED, bound and (compiled_at is not None or was_done(STAGE_COMPILED)))
+    flows = stage(STAGE_FLOWS_INSTALLED, reported(STAGE_FLOWS_INSTALLED, bool(facts and facts.flows_installed)))
+    dhcp = stage(STAGE_DHCP_READY, reported(STAGE_DHCP_READY, bool(facts and facts.dhcp_ready)))
+    meta = stage(STAGE_METADATA_READY, reported(STAGE_METADATA_READY, bool(facts and facts.metadata_ready)))
+    vif = reported(STAGE_UP, bool(facts and facts.vif_present))
     all_done = compiled.done and flows.done and dhcp.done and meta.done and vif
-    detail = "" if all_done else ("waiting for the VIF" if bound_here and not vif else "")
-    if facts is not None and bound_here and facts.ofport:
-        detail = f"ofport {facts.ofport}" if all_done else detail
+    if all_done:
+        detail = f"ofport {facts.ofport}" if facts and facts.ofport else previous.get(STAGE_UP, PortStage("")).detail
+    else:
+        detail = "waiting for the VIF" if known and not vif else ""
     up = stage(STAGE_UP, all_done, detail)
     stages = (accepted, compiled, flows, dhcp, meta, up)
-    if not port.binding_host_id or not port.admin_state_up:
+    if not bound or not port.admin_state_up:
         status = PORT_DOWN
     elif all_done:
         status = PORT_ACTIVE

@@ -1,4 +1,4 @@
-"""`python -m lab.mininet up|clean`: run the lab by hand, or remove what earlier runs left.
+"""`python -m lab.mininet up|demo|clean`: run the lab by hand, run the demo, or remove what earlier runs left.
 
 Subcommands are registered in ``SUBCOMMANDS`` (name -> help, argument adder,
 runner), so another one (``demo``) is one entry more.
@@ -62,6 +62,12 @@ def run_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_demo(args: argparse.Namespace) -> int:
+    from lab.mininet.demo import run_demo as demo  # imports the controller's client stubs
+
+    return demo(args.hypervisors, args.prefix)
+
+
 def add_clean_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="lab", help="clean labs whose prefix starts with this (default lab)")
     parser.add_argument("--force", action="store_true", help="also remove labs whose owner process is alive")
@@ -80,6 +86,7 @@ def run_clean(args: argparse.Namespace) -> int:
 Runner = Callable[[argparse.Namespace], int]
 SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {
     "up": ("start the lab and keep it running until Ctrl-C", add_lab_arguments, run_up),
+    "demo": ("Loom end to end on the lab: DHCP, metadata and a connectivity matrix", add_lab_arguments, run_demo),
     "clean": ("remove leftovers of earlier lab runs (only names with the lab prefix)", add_clean_arguments, run_clean),
 }
 

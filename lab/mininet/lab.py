@@ -350,8 +350,10 @@ class Lab:
             raise LabError(f"{h.name}: an agent is running already (pid {rt.agent.pid})")
         if rt.agent_log is None:
             rt.agent_log = open(self.agent_log_path(h), "ab")  # noqa: SIM115 - kept open while the agent runs
+        # nsenter, not `ip netns exec`: the latter gives the process a mount namespace of its
+        # own, and the namespaces the agent creates (localports) would be invisible outside it.
         rt.agent = subprocess.Popen(
-            ["ip", "netns", "exec", h.netns, *argv],
+            ["nsenter", f"--net=/run/netns/{h.netns}", "--", *argv],
             env={**os.environ, **h.env, **(env or {})},
             stdout=rt.agent_log,
             stderr=subprocess.STDOUT,
@@ -376,6 +378,12 @@ class Lab:
                 proc.wait(5)
         log.info("agent stopped", host=h.name, pid=proc.pid, signal=sig, status=proc.returncode)
         return proc.returncode
+
+    def restart_vswitchd(self, hv: str | Hypervisor) -> None:
+        """Stop and start the hypervisor's ovs-vswitchd (an OVS upgrade or crash): every flow is gone after."""
+        rt = self._rt[self.hv(hv).name]
+        rt.instance.stop_daemon("ovs-vswitchd")
+        rt.instance.start_vswitchd()
 
     def agent_log_path(self, hv: str | Hypervisor) -> str:
         return os.path.join(self.hv(hv).ovs.root, "agent.log")

@@ -8,6 +8,8 @@ which raises machine-wide sysctls and rlimits, since the lab needs none of it.
 
 from __future__ import annotations
 
+import logging
+
 from mininet.link import Link
 from mininet.log import setLogLevel
 from mininet.moduledeps import pathCheck
@@ -16,6 +18,10 @@ from mininet.node import Host
 from mininet.nodelib import LinuxBridge
 
 from lab.mininet.config import EXTERNAL_NIC, MGMT_NIC, UNDERLAY_NIC, LabConfig
+
+# Importing mininet.log makes every logger created afterwards, in any module, a MininetLogger
+# with its own console handler and level (so their info lines vanish or print twice); undo that.
+logging.setLoggerClass(logging.Logger)
 
 
 class LabBridge(LinuxBridge):

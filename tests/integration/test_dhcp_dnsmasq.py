@@ -16,7 +16,7 @@ from dhcp.manager import DhcpManager
 from dhcp.model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig, Route
 from dhcp.process import find_processes, is_running
 
-from .test_dhcp_lab import Lab, run
+from .netlab import Lab, run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 

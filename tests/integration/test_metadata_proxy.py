@@ -24,7 +24,7 @@ from dhcp.process import find_processes, is_running
 from metadata_proxy.manager import MetadataProxyManager
 from metadata_proxy.model import MetadataIdentity, MetadataNetwork
 
-from .test_dhcp_lab import Lab, Vm, netns_exec, run
+from .netlab import Lab, Vm, netns_exec, run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from lab.mininet import Lab, LabConfig
+from lab.mininet.loom import LoomLab
+from tests.lab.scenario import Scenario
 
 
 def lab_config_from_env(hypervisors: int = 3) -> LabConfig:
@@ -47,3 +49,31 @@ def lab_vms(lab: Lab) -> Iterator[Lab]:
     finally:
         for name in set(lab.vms) - before:
             lab.remove_vm(name)
+
+
+# ---------------------------------------------------------------- Loom on the lab
+
+LOOM_LAB = LabConfig(hypervisors=3, prefix="labl", mgmt_cidr="198.18.1.0/24")
+
+
+@pytest.fixture(scope="session")
+def loom() -> Iterator[LoomLab]:
+    """Loom running on its own 3-hypervisor lab: controller, agents, DHCP, metadata."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (namespaces, OVS)")
+    instance = LoomLab(config=LOOM_LAB)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def scenario(loom: LoomLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """What a test builds on the Loom lab; all of it is removed afterwards."""
+    s = Scenario(loom, tmp_path_factory.mktemp("guest"))
+    try:
+        yield s
+    finally:
+        s.cleanup()

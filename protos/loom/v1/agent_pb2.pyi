@@ -141,35 +141,45 @@ class LocalNetwork(_message.Message):
     dns_domain: str
     def __init__(self, network_id: _Optional[str] = ..., tag: _Optional[int] = ..., segmentation_id: _Optional[int] = ..., mtu: _Optional[int] = ..., localport_id: _Optional[str] = ..., localport_tag: _Optional[int] = ..., localport_mac: _Optional[str] = ..., localport_ips: _Optional[_Iterable[str]] = ..., subnets: _Optional[_Iterable[_Union[DhcpSubnet, _Mapping]]] = ..., dns_domain: _Optional[str] = ...) -> None: ...
 
+class TunnelPeers(_message.Message):
+    __slots__ = ("ips",)
+    IPS_FIELD_NUMBER: _ClassVar[int]
+    ips: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ips: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class HostState(_message.Message):
-    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url")
+    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
     TUNNEL_IP_FIELD_NUMBER: _ClassVar[int]
     METADATA_URL_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
     networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
     tunnel_ip: str
     metadata_url: str
-    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ...) -> None: ...
+    peers: TunnelPeers
+    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ...) -> None: ...
 
 class HostDelta(_message.Message):
-    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks")
+    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers")
     UPSERT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_GROUPS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_PORTS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_PORTS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_NETWORKS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
     upsert_groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     removed_groups: _containers.RepeatedScalarFieldContainer[int]
     upsert_ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
     removed_ports: _containers.RepeatedScalarFieldContainer[str]
     upsert_networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
     removed_networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    peers: TunnelPeers
+    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ...) -> None: ...
 
 class PortState(_message.Message):
     __slots__ = ("port_id", "vif_present", "ofport", "flows_installed", "dhcp_ready", "metadata_ready", "revision")

@@ -3,7 +3,7 @@ namespaces on one Linux bridge, and real DHCP clients that record what they got.
 
 No OVS is involved: the bridge lives in its own "switch" namespace, so removing the namespaces removes every
 interface the lab made. Everything is named with the caller's prefix (``ld``: DHCP tests, ``lm``: metadata).
-(It lives under a ``test_dhcp`` name only because that is the file pattern these tests own.)
+The DHCP clients themselves are the lab's guest tools (``lab.mininet.guest``).
 """
 
 from __future__ import annotations
@@ -13,33 +13,10 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-UDHCPC_SCRIPT = """#!/bin/sh
-# udhcpc calls this with the event as $1 and the lease as environment variables.
-env | grep -E '^(ip|mask|router|dns|domain|hostname|mtu|staticroutes|msstaticroutes|lease|serverid|subnet)=' \
-    > "$LAB_RECORD.$1.tmp"; mv "$LAB_RECORD.$1.tmp" "$LAB_RECORD.$1"
-if [ "$1" = bound ] && [ -n "$LAB_APPLY" ]; then
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
-    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"
-    set -- $staticroutes
-    while [ $# -ge 2 ]; do
-        if [ "$2" = 0.0.0.0 ]; then ip route replace "$1" dev "$interface"; else ip route replace "$1" via "$2"; fi
-        shift 2
-    done
-fi
-exit 0
-"""
-
-# dhclient runs its script with an environment of its own making: the record path is written into the script.
-DHCLIENT_SCRIPT = """#!/bin/sh
-# dhclient calls this with $reason and the lease as new_* variables; it must not touch the host's files.
-env | grep -E '^(reason|new_)' > "{record}.$reason.tmp"; mv "{record}.$reason.tmp" "{record}.$reason"
-exit 0
-"""
+from lab.mininet import guest
 
 
 def run(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -48,14 +25,6 @@ def run(*args: str, check: bool = True, timeout: float = 30) -> subprocess.Compl
 
 def netns_exec(namespace: str, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return run("ip", "netns", "exec", namespace, *args, **kwargs)  # type: ignore[arg-type]
-
-
-def read_record(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.partition("=")
-        values[key] = value.strip("'")
-    return values
 
 
 @dataclass(slots=True)
@@ -74,48 +43,11 @@ class Vm:
         self, record: Path, *extra: str, tries: int = 2, apply: bool = False
     ) -> tuple[dict[str, str] | None, float]:
         """Run busybox udhcpc once; the lease it got (None: none) and how long it took."""
-        for event in ("bound", "leasefail"):
-            record.with_name(f"{record.name}.{event}").unlink(missing_ok=True)
-        started = time.monotonic()
-        env = ["env", f"LAB_RECORD={record}"] + (["LAB_APPLY=1"] if apply else [])
-        script = str(record.parent / "udhcpc.sh")
-        udhcpc = [
-            "udhcpc",
-            "-f",
-            "-q",
-            "-n",
-            "-i",
-            self.interface,
-            "-s",
-            script,
-            "-t",
-            str(tries),
-            "-T",
-            "1",
-            "-A",
-            "1",
-        ]
-        netns_exec(self.namespace, *env, *udhcpc, *extra, check=False, timeout=30)
-        elapsed = time.monotonic() - started
-        bound = record.with_name(f"{record.name}.bound")
-        return (read_record(bound) if bound.exists() else None), elapsed
+        return guest.udhcpc(self.namespace, self.interface, record, *extra, tries=tries, apply=apply)
 
     def dhclient(self, record: Path) -> dict[str, str] | None:
         """Run ISC dhclient once (it would daemonize once bound: it is stopped right after)."""
-        workdir = record.parent
-        bound = record.with_name(f"{record.name}.BOUND")
-        bound.unlink(missing_ok=True)
-        pid_file = workdir / f"{record.name}.dhclient.pid"
-        script = workdir / f"{record.name}.dhclient.sh"
-        script.write_text(DHCLIENT_SCRIPT.format(record=record))
-        script.chmod(0o755)
-        try:
-            leases = str(workdir / f"{record.name}.leases")
-            dhclient = ["dhclient", "-1", "-sf", str(script), "-lf", leases, "-pf", str(pid_file), self.interface]
-            netns_exec(self.namespace, *dhclient, check=False, timeout=60)
-        finally:
-            _kill_pid_file(pid_file)
-        return read_record(bound) if bound.exists() else None
+        return guest.dhclient(self.namespace, self.interface, record)
 
 
 @dataclass(slots=True)
@@ -134,8 +66,6 @@ class Lab:
         self.prefix = self.prefix + secrets.token_hex(2)  # concurrent runs never collide
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-", dir="/tmp"))
         self.workdir.chmod(0o755)  # dnsmasq drops to an unprivileged user and must reach its files
-        (self.workdir / "udhcpc.sh").write_text(UDHCPC_SCRIPT)
-        os.chmod(self.workdir / "udhcpc.sh", 0o755)
         self.switch = f"{self.prefix}-sw"
         run("ip", "netns", "add", self.switch)
 
@@ -189,14 +119,3 @@ class Lab:
                     pass
             run("ip", "netns", "del", namespace, check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _kill_pid_file(path: Path) -> None:
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, 15)
-    except ProcessLookupError:
-        pass

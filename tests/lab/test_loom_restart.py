@@ -1,0 +1,139 @@
+"""Hitless restarts on the Loom lab: agents and the controller come and go, the dataplane does not notice."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from dataplane.openflow.cookie import CookieKind, make_cookie
+from lab.mininet import probes
+from lab.mininet.lab import Vm
+from lab.mininet.loom import LoomLab
+from protos.loom.v1 import network_pb2
+from tests.lab.scenario import Scenario
+
+pytestmark = pytest.mark.lab
+
+
+def flows(loom: LoomLab, hv: str) -> list[str]:
+    """br-int's flows without counters, sorted: what the switch does, not what it counted."""
+    out = loom.lab.run(hv, ["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", "br-int"]).stdout
+    return sorted(line.strip() for line in out.splitlines() if "actions=" in line)
+
+
+def cookies(lines: list[str]) -> set[int]:
+    return {int(m.group(1), 16) for line in lines if (m := re.search(r"cookie=(0x[0-9a-f]+)", line))}
+
+
+@contextmanager
+def pinging(src: Vm, dst: Vm, rate_hz: int = 50) -> Iterator[dict[str, int]]:
+    """Ping dst from src at ``rate_hz`` for the duration of the block; yields the tally afterwards."""
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", src.netns, "ping", "-n", "-q", "-i", str(1 / rate_hz), "-W", "1", dst.address or ""],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    tally: dict[str, int] = {}
+    time.sleep(0.5)
+    try:
+        yield tally
+    finally:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        assert m, out
+        tally.update(sent=int(m.group(1)), received=int(m.group(2)))
+
+
+def synced(loom: LoomLab, hosts: list[str]) -> None:
+    loom.wait_agents(timeout=30, hosts=hosts)
+
+
+def test_agent_sigkill_and_restart_loses_no_packets_and_leaves_no_stale_flows(scenario: Scenario) -> None:
+    loom = scenario.loom
+    net = scenario.network("agentrestart")
+    a, b = scenario.vm("hv1", net), scenario.vm("hv2", net)
+    doomed = scenario.vm("hv1", net)  # its port is deleted while hv1's agent is dead
+    doomed_port = loom.get_port(doomed.port_id)
+    with pinging(a, b) as tally:
+        loom.stop_agent("hv1", signal.SIGKILL)
+        loom.network.DeletePort(network_pb2.DeleteRequest(id=doomed.port_id), timeout=10)
+        time.sleep(1.0)  # the controller moved on; hv1's switch still holds the old state
+        assert make_cookie(CookieKind.PORT, doomed_port.tag) in cookies(flows(loom, "hv1"))
+        loom.start_agent("hv1")
+        synced(loom, ["hv1"])
+        time.sleep(1.0)
+    assert tally["sent"] >= 100
+    assert tally["received"] == tally["sent"], f"lost {tally['sent'] - tally['received']} of {tally['sent']}"
+    left = cookies(flows(loom, "hv1"))
+    for kind in (CookieKind.PORT, CookieKind.PORT_BINDING):
+        assert make_cookie(kind, doomed_port.tag) not in left, f"stale {kind.name} flows of the deleted port"
+    compiled = loom.network.GetHostFlows(network_pb2.GetHostFlowsRequest(host="hv1"), timeout=10)
+    # Everything on the switch is either compiled by the controller or a binding flow the agent renders.
+    agent_kinds = {CookieKind.PORT_BINDING, CookieKind.LOCALPORT}
+    assert all((c >> 48) & 0xFF in agent_kinds or c in {f.cookie for f in compiled.flows} for c in left)
+    assert probes.ping(a.netns, b.address)
+
+
+def test_controller_restart_changes_nothing_in_the_dataplane(scenario: Scenario) -> None:
+    loom = scenario.loom
+    net = scenario.network("ctlrestart")
+    a, b, c = (scenario.vm(hv, net) for hv in ("hv1", "hv2", "hv3"))
+    hosts = ["hv1", "hv2", "hv3"]
+    before = {hv: flows(loom, hv) for hv in hosts}
+    agents_before = {x.host: x for x in loom.network.ListAgents(network_pb2.ListAgentsRequest()).agents}
+    with pinging(a, c) as tally:
+        loom.stop_controller(signal.SIGKILL)
+        time.sleep(1.0)
+        loom.start_controller()
+        synced(loom, hosts)
+        time.sleep(0.5)
+    assert tally["received"] == tally["sent"], f"lost {tally['sent'] - tally['received']} of {tally['sent']}"
+    after = {hv: flows(loom, hv) for hv in hosts}
+    for hv in hosts:
+        assert after[hv] == before[hv], f"flows on {hv} changed across a controller restart"
+    agents_after = {x.host: x for x in loom.network.ListAgents(network_pb2.ListAgentsRequest()).agents}
+    assert all(agents_after[h].alive for h in hosts)
+    assert all(agents_after[h].applied_revision >= agents_before[h].applied_revision for h in hosts)
+    # The ports kept their status, and the agents follow new changes again.
+    assert loom.get_port(b.port_id).status == "ACTIVE"
+    d = scenario.vm("hv2", net)
+    assert probes.ping(a.netns, d.address)
+
+
+def wait_ping(src: Vm, dst: Vm, within: float) -> float:
+    """Seconds until src can ping dst again (fails the test after ``within``)."""
+    start = time.monotonic()
+    while not probes.ping(src.netns, dst.address or "", timeout=0.3):
+        assert time.monotonic() - start < within, f"{src.name} cannot reach {dst.name} after {within} s"
+    return time.monotonic() - start
+
+
+def test_an_ovs_restart_is_repaired_without_the_controller(scenario: Scenario) -> None:
+    loom = scenario.loom
+    net = scenario.network("ovsrestart")
+    a, b = scenario.vm("hv1", net), scenario.vm("hv2", net)
+    assert probes.ping(a.netns, b.address)
+    time.sleep(2.0)  # let hv1's agent persist its state (written a moment after each change)
+    loom.stop_controller()
+    try:
+        # 1. vswitchd restarts under a running agent: it reprograms from what it holds in memory.
+        loom.lab.restart_vswitchd("hv1")
+        wait_ping(a, b, within=10)
+        # 2. Agent and vswitchd both restart, controller still down: the agent finds an empty
+        #    switch and programs it from the state it persisted.
+        loom.stop_agent("hv1", signal.SIGKILL)
+        loom.lab.restart_vswitchd("hv1")
+        assert not cookies(flows(loom, "hv1")), "a restarted vswitchd starts empty"
+        loom.start_agent("hv1")
+        wait_ping(a, b, within=10)
+    finally:
+        loom.start_controller()
+        synced(loom, ["hv1", "hv2", "hv3"])
