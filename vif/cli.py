@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--gateway", help="veth: default route in the namespace")
     p.add_argument("--ovsdb", help="ovsdb-server socket or remote (default: $OVS_RUNDIR/db.sock)")
     p.add_argument("--bridge", help=f"integration bridge (default: from --server, else {BR_INT})")
-    p.add_argument("--server", help="controller address HOST:PORT to read the port's binding from")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    # dests differ from loomctl's global --server/--json, which a subcommand's defaults would overwrite
+    p.add_argument("--server", dest="controller", help="controller address HOST:PORT to read the port's binding from")
+    p.add_argument("--json", dest="as_json", action="store_true", help="print the result as JSON")
 
     u = sub.add_parser("unplug", help="remove a VIF's OVS port and device")
     target = u.add_mutually_exclusive_group(required=True)
@@ -63,13 +64,13 @@ def _from_server(args: argparse.Namespace) -> None:
 
     from protos.loom.v1 import network_pb2, network_pb2_grpc
 
-    with grpc.insecure_channel(args.server) as channel:
+    with grpc.insecure_channel(args.controller) as channel:
         try:
             port = network_pb2_grpc.NetworkServiceStub(channel).GetPort(
                 network_pb2.GetRequest(id=args.port_id), timeout=10
             )
         except grpc.RpcError as exc:
-            raise CliError(f"GetPort {args.port_id} at {args.server}: {exc.code().name}: {exc.details()}") from exc
+            raise CliError(f"GetPort {args.port_id} at {args.controller}: {exc.code().name}: {exc.details()}") from exc
     details = dict(port.binding_vif_details)
     args.mac = args.mac or port.mac_address
     if args.mtu is None and details.get("mtu"):
@@ -82,7 +83,7 @@ def _from_server(args: argparse.Namespace) -> None:
 
 
 def _plug(args: argparse.Namespace) -> plug.PluggedVif:
-    if args.server:
+    if args.controller:
         _from_server(args)
     if not args.mac:
         raise CliError("plug needs --mac (or --server to read it from the controller)")
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.vif_command == "plug":
             vif = _plug(args)
-            if args.json:
+            if args.as_json:
                 print(json.dumps(dataclasses.asdict(vif)))
             else:
                 print(f"plugged port {vif.port_id} as {vif.device} ({vif.kind}) on {vif.bridge}, ofport {vif.ofport}")

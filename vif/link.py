@@ -117,22 +117,38 @@ def set_link(
 ) -> LinkInfo:
     """Set MAC, MTU and state of a device where they differ."""
     with iproute(netns) as ipr:
-        link = _get(ipr, ifname)
-        if link is None:
-            raise LinkError(f"device {ifname} does not exist in {_where(netns)}")
-        changes: dict[str, object] = {}
-        if mac is not None and link.mac != mac.lower():
-            changes["address"] = mac.lower()
-        if mtu is not None and link.mtu != mtu:
-            changes["mtu"] = mtu
-        if changes:
-            try:
-                ipr.link("set", index=link.index, **changes)
-            except NetlinkError as exc:
-                raise LinkError(f"cannot set {changes} on {ifname} in {_where(netns)}: {exc}") from exc
-        if up is not None and link.up != up:
-            ipr.link("set", index=link.index, state="up" if up else "down")
-        return _get(ipr, ifname) or link
+        return _set_link(ipr, ifname, netns, mac=mac, mtu=mtu, up=up)
+
+
+def _set_link(
+    ipr: IPRoute,
+    ifname: str,
+    netns: str | None,
+    *,
+    mac: str | None = None,
+    mtu: int | None = None,
+    up: bool | None = True,
+    link: LinkInfo | None = None,
+) -> LinkInfo:
+    """set_link on an open handle; ``link`` (if the caller just read it) saves a netlink round trip."""
+    link = link or _get(ipr, ifname)
+    if link is None:
+        raise LinkError(f"device {ifname} does not exist in {_where(netns)}")
+    changes: dict[str, object] = {}
+    if mac is not None and link.mac != mac.lower():
+        changes["address"] = mac.lower()
+    if mtu is not None and link.mtu != mtu:
+        changes["mtu"] = mtu
+    if changes:
+        try:
+            ipr.link("set", index=link.index, **changes)
+        except NetlinkError as exc:
+            raise LinkError(f"cannot set {changes} on {ifname} in {_where(netns)}: {exc}") from exc
+    if up is not None and link.up != up:
+        ipr.link("set", index=link.index, state="up" if up else "down")
+    if not changes and (up is None or link.up == up):
+        return link  # nothing changed: what we read is still true
+    return _get(ipr, ifname) or link
 
 
 def disable_ipv6(ifname: str, netns: str | None = None) -> None:
@@ -192,11 +208,13 @@ def ensure_veth_pair(
                     f"cannot create veth {host_ifname} ({_where(host_netns)}) <-> {peer_ifname} (netns {netns}): {exc}"
                 ) from exc
             log.debug("veth created", ifname=host_ifname, peer=peer_ifname, netns=netns)
-    disable_ipv6(host_ifname, host_netns)
-    disable_tx_checksum(host_ifname, host_netns)
-    disable_tx_checksum(peer_ifname, netns)
-    set_link(peer_ifname, netns, mac=peer_mac, mtu=mtu, up=True)
-    return set_link(host_ifname, host_netns, mtu=mtu, up=True)
+            have = peer = None  # just made: read them back below
+        disable_ipv6(host_ifname, host_netns)
+        disable_tx_checksum(host_ifname, host_netns)
+        disable_tx_checksum(peer_ifname, netns)
+        # The same two handles for the rest: opening a pyroute2 socket costs more than the checks.
+        _set_link(guest, peer_ifname, netns, mac=peer_mac, mtu=mtu, up=True, link=peer)
+        return _set_link(host, host_ifname, host_netns, mtu=mtu, up=True, link=have)
 
 
 def ensure_tap(ifname: str, *, mac: str, mtu: int, netns: str | None = None) -> LinkInfo:

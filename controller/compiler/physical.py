@@ -15,33 +15,26 @@ from dataplane.openflow.flow import Flow, Match, Output, SetField
 PRIO_BINDING = 100
 
 
-def vif_binding_flows(port_tag: int, network_tag: int, ofport: int) -> tuple[Flow, ...]:
-    """A VM's VIF: its packets enter port security; packets for it leave on it."""
-    cookie = make_cookie(CookieKind.PORT_BINDING, port_tag)
+def _binding_flows(kind: CookieKind, port_tag: int, network_tag: int, ofport: int, first: int) -> tuple[Flow, ...]:
+    cookie = make_cookie(kind, port_tag)
     return (
         Flow(
             p.CLASSIFY,
             PRIO_BINDING,
             Match.of(in_port=ofport),
             (SetField(p.REG_NETWORK, network_tag), SetField(p.REG_SRC_PORT, port_tag)),
-            goto=p.PORT_SECURITY,
+            goto=first,
             cookie=cookie,
         ),
         Flow(p.DELIVER, PRIO_BINDING, Match.of(reg7=port_tag), (Output(ofport),), cookie=cookie),
     )
+
+
+def vif_binding_flows(port_tag: int, network_tag: int, ofport: int) -> tuple[Flow, ...]:
+    """A VM's VIF: its packets enter port security; packets for it leave on it."""
+    return _binding_flows(CookieKind.PORT_BINDING, port_tag, network_tag, ofport, p.PORT_SECURITY)
 
 
 def localport_binding_flows(port_tag: int, network_tag: int, ofport: int) -> tuple[Flow, ...]:
     """The DHCP/metadata namespace's port: trusted, so it skips port security."""
-    cookie = make_cookie(CookieKind.LOCALPORT, port_tag)
-    return (
-        Flow(
-            p.CLASSIFY,
-            PRIO_BINDING,
-            Match.of(in_port=ofport),
-            (SetField(p.REG_NETWORK, network_tag), SetField(p.REG_SRC_PORT, port_tag)),
-            goto=p.ARP_RESPONDER,
-            cookie=cookie,
-        ),
-        Flow(p.DELIVER, PRIO_BINDING, Match.of(reg7=port_tag), (Output(ofport),), cookie=cookie),
-    )
+    return _binding_flows(CookieKind.LOCALPORT, port_tag, network_tag, ofport, p.ARP_RESPONDER)

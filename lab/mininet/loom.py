@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -270,8 +270,17 @@ class LoomLab:
 
     def wait_port(self, port_id: str, status: str = "ACTIVE", timeout: float = 20.0) -> resources_pb2.Port:
         """Follow Watch (no polling) until the port reaches ``status``."""
+        return self._wait_port(port_id, lambda p: p.status == status, status, timeout)
+
+    def wait_port_stage(self, port_id: str, stage: str, timeout: float = 20.0) -> resources_pb2.Port:
+        """Follow Watch until the port's ``stage`` (e.g. flows_installed) is done."""
+        return self._wait_port(port_id, lambda p: any(s.name == stage and s.done for s in p.stages), stage, timeout)
+
+    def _wait_port(
+        self, port_id: str, reached: Callable[[resources_pb2.Port], bool], what: str, timeout: float
+    ) -> resources_pb2.Port:
         port = self.get_port(port_id)
-        if port.status == status:
+        if reached(port):
             return port
         stream = self.network.Watch(
             network_pb2.WatchRequest(since_revision=port.revision_number, kinds=["port"], id=port_id),
@@ -280,8 +289,8 @@ class LoomLab:
         try:
             for ev in stream:
                 if ev.type == network_pb2.WatchEvent.DELETED:
-                    raise LabError(f"port {port_id} was deleted while waiting for {status}")
-                if ev.port.status == status:
+                    raise LabError(f"port {port_id} was deleted while waiting for {what}")
+                if reached(ev.port):
                     return ev.port
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -290,7 +299,7 @@ class LoomLab:
             stream.cancel()
         last = self.get_port(port_id)
         stages = ", ".join(f"{s.name}={'yes' if s.done else 'no'}" for s in last.stages)
-        raise LabError(f"port {port_id} not {status} after {timeout} s (status {last.status}; {stages})")
+        raise LabError(f"port {port_id} did not reach {what} in {timeout} s (status {last.status}; {stages})")
 
     # ------------------------------------------------------------ VMs
 

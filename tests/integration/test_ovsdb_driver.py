@@ -11,8 +11,7 @@ import pytest
 from dataplane.constants import TUNNEL_OFPORT, TUNNEL_PORT_NAME
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.idl import OvsdbClient, OvsdbError
-from tests.integration import test_vif_fixtures as fx
-from tests.integration.test_vif_fixtures import (
+from tests.integration.vif_fixtures import (
     Janitor,
     port_id,
     sh,
@@ -22,12 +21,6 @@ from vif import link
 from vif.names import vif_device_name
 
 pytestmark = pytest.mark.ovs
-
-# Fixtures shared with the other vif/ovsdb tests.
-bridge = fx.bridge
-driver = fx.driver
-janitor = fx.janitor
-system_ovs = fx.system_ovs
 
 
 @pytest.fixture

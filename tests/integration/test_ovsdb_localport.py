@@ -10,8 +10,7 @@ import pytest
 
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.idl import OvsdbError
-from tests.integration import test_vif_fixtures as fx
-from tests.integration.test_vif_fixtures import (
+from tests.integration.vif_fixtures import (
     Janitor,
     link_exists,
     port_id,
@@ -24,12 +23,6 @@ from vif.names import vif_device_name
 from vif.plug import plug_veth
 
 pytestmark = pytest.mark.ovs
-
-# Fixtures shared with the other vif/ovsdb tests.
-bridge = fx.bridge
-driver = fx.driver
-janitor = fx.janitor
-system_ovs = fx.system_ovs
 
 
 def addresses(ifname: str, netns: str) -> set[str]:

@@ -13,8 +13,7 @@ from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.monitor import InterfaceMonitor
 from dataplane.ovs.types import InterfaceEvent
 from lab.mininet.ovs_instance import OvsInstance
-from tests.integration import test_vif_fixtures as fx
-from tests.integration.test_vif_fixtures import (
+from tests.integration.vif_fixtures import (
     Janitor,
     port_id,
     sh,
@@ -25,12 +24,6 @@ from vif.names import vif_device_name
 
 pytestmark = pytest.mark.ovs
 
-# Fixtures shared with the other vif/ovsdb tests.
-bridge = fx.bridge
-driver = fx.driver
-janitor = fx.janitor
-sandbox_ovs = fx.sandbox_ovs
-system_ovs = fx.system_ovs
 
 WAIT = 5.0
 

@@ -13,8 +13,7 @@ import pytest
 
 from dataplane.ovs.driver import OvsDriver
 from lab.mininet.ovs_instance import OvsInstance
-from tests.integration import test_vif_fixtures as fx
-from tests.integration.test_vif_fixtures import (
+from tests.integration.vif_fixtures import (
     Janitor,
     sh,
     unique,
@@ -23,10 +22,6 @@ from vif import link
 from vif import netns as ns
 
 pytestmark = pytest.mark.ovs
-
-# Fixtures shared with the other vif/ovsdb tests.
-janitor = fx.janitor
-sandbox_ovs = fx.sandbox_ovs
 
 
 def test_underlay_moves_ip_and_routes_to_br_phy(sandbox_ovs: tuple[str, OvsInstance], janitor: Janitor) -> None:

@@ -7,12 +7,9 @@ import subprocess
 import threading
 import time
 
-from tests.integration import test_vif_fixtures as fx
-from tests.integration.test_vif_fixtures import Janitor, sh, unique
+from tests.integration.vif_fixtures import Janitor, sh, unique
 from vif import link
 from vif import netns as ns
-
-janitor = fx.janitor
 
 
 def inode(path: str) -> int:

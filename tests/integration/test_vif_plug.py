@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from dataplane.ovs.driver import OvsDriver
-from tests.integration import test_vif_fixtures as fx
-from tests.integration.test_vif_fixtures import (
+from tests.integration.vif_fixtures import (
     REPO,
     Janitor,
     link_exists,
@@ -26,12 +25,6 @@ from vif.names import vif_device_name
 from vif.plug import PlugError, plug_tap, plug_veth, unplug
 
 pytestmark = pytest.mark.ovs
-
-# Fixtures shared with the other vif/ovsdb tests.
-bridge = fx.bridge
-driver = fx.driver
-janitor = fx.janitor
-system_ovs = fx.system_ovs
 
 
 def iface(dev: str, column: str) -> str:

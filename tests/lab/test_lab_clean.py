@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.test_vif_fixtures import REPO
+from tests.integration.vif_fixtures import REPO
 from vif import link
 from vif import netns as ns
 

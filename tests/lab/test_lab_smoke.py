@@ -14,7 +14,7 @@ import pytest
 from dataplane.constants import BR_INT, BR_PHY, TUNNEL_OFPORT, TUNNEL_PORT_NAME
 from lab.mininet import Lab
 from lab.mininet.cleanup import clean
-from tests.integration.test_vif_fixtures import REPO
+from tests.integration.vif_fixtures import REPO
 
 pytestmark = pytest.mark.lab
 
