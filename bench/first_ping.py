@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from lab.mininet.lab import Lab
+from vif import netns as ns
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A guest whose first ARP request was dropped retries after 1 s (Linux's retrans_time): a first
 # reply this late means the first ARP was lost.
@@ -92,3 +95,19 @@ def forget_neighbor(netns: str, ip: str, dev: str = "eth0") -> None:
     subprocess.run(
         ["ip", "netns", "exec", netns, "ip", "neigh", "del", ip, "dev", dev], check=False, capture_output=True
     )
+
+
+@contextmanager
+def claimed_netns(lab: Lab, netns: str) -> Iterator[str]:
+    """A VM namespace made outside ``Lab.add_vm``, recorded in the lab's state while it exists, deleted after.
+
+    Unrecorded, it would look like a leftover to any other lab starting meanwhile whose prefix it
+    matches (a lab with the default prefix "lab" sweeps every "lab*" namespace no running lab claims),
+    and its prober would be killed mid-round.
+    """
+    lab.claim_netns(netns)
+    try:
+        yield netns
+    finally:
+        ns.delete(netns)
+        lab.release_netns(netns)

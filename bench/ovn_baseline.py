@@ -18,8 +18,9 @@ too), no ACLs. VMs are namespaces plugged with vif.plug.plug_veth, whose
 ``iface-id`` is the logical switch port's name; the target is an ACTIVE VM on
 the same chassis (its LSP ``up``). The NB writes go through one persistent
 ovsdbapp connection (what Neutron's ML2/OVN uses), so no ``ovn-nbctl`` process
-start-up is inside any measurement, and they never wait (no ``--wait``): the
-clock runs to the first echo reply anyway. The same prober and helpers as
+start-up is inside any measurement (one ``ovn-nbctl lsp-add`` costs ~7 ms here,
+the same transaction through ovsdbapp ~2 ms), and they never wait (no
+``--wait``): the clock runs to the first echo reply anyway. The same prober and helpers as
 Loom's side (bench/first_ping.py) time everything.
 
 (a) bind: the VIF is plugged first (its iface-id names an LSP that does not
@@ -49,7 +50,9 @@ import argparse
 import ipaddress
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -61,7 +64,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.first_ping import ARP_LOST_MS, fire, forget_neighbor, ms_to_first_reply, pct, prober, static_arp
+from bench.first_ping import (
+    ARP_LOST_MS,
+    claimed_netns,
+    fire,
+    forget_neighbor,
+    ms_to_first_reply,
+    pct,
+    prober,
+    static_arp,
+)
 from dataplane.constants import BR_INT
 from dataplane.logs import get_logger
 from lab.mininet.config import LabConfig
@@ -88,12 +100,23 @@ VM_MTU = 1442  # geneve overhead, what Neutron gives OVN networks on a 1500 unde
 
 NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
+BINARIES = ("ovn-northd", "ovn-controller", "ovn-nbctl", "ovn-sbctl")
 DAEMONS = ("ovn-controller", "ovn-northd", "ovsdb-server-sb", "ovsdb-server-nb")  # stop order
 _COMMON = ("--detach", "--no-chdir", "-vconsole:off", "-vfile:info")
 
 
 class OvnError(RuntimeError):
     """OVN could not be set up or did not do what was asked; the message says what and where to look."""
+
+
+def ovn_version() -> str:
+    """The installed OVN's version ("23.03.1"); raises OvnError naming the packages if it is missing."""
+    missing = [b for b in BINARIES if shutil.which(b) is None]
+    missing += [f for f in (NB_SCHEMA, SB_SCHEMA) if not os.path.exists(f)]
+    if missing:
+        raise OvnError(f"OVN is not installed ({', '.join(missing)} missing): apt-get install -y ovn-central ovn-host")
+    out = subprocess.run(["ovn-controller", "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split()[1] if out.startswith("ovn-controller") else out.strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +190,7 @@ class OvnResults:
     """Milliseconds per round of each case, and what was measured."""
 
     ports: int
+    version: str = ""
     bind: list[float] = field(default_factory=list)
     plug: list[float] = field(default_factory=list)  # dynamic ARP
     plug_attach: list[float] = field(default_factory=list)  # of which: the attach itself
@@ -201,6 +225,7 @@ class OvnChassis:
         self._nb_conn: Any = None
         self._network = ipaddress.ip_network(CIDR)
         self._next_host = 10  # .1-.9 stay free, as a gateway would
+        self.version = ""
 
     # -- life cycle -------------------------------------------------------------
 
@@ -212,6 +237,7 @@ class OvnChassis:
 
     def start(self) -> OvnChassis:
         t0 = time.monotonic()
+        self.version = ovn_version()
         try:
             self.lab.start()
             for d in (self.paths.rundir, self.paths.dbdir, self.paths.logdir):
@@ -448,26 +474,27 @@ def plug_case(
         ovn.add_port(port)
         ovn.sync()  # northd and ovn-controller have processed the new port before its VIF exists
         try:
+            with claimed_netns(ovn.lab, vm_ns):
 
-            def prepare(port: OvnPort = port, vm_ns: str = vm_ns, device: str = device) -> None:
-                ns.create(vm_ns)
-                link.ensure_veth_pair(device, vm_ns, "eth0", peer_mac=port.mac, mtu=VM_MTU)
-                link.set_addresses("eth0", [port.cidr], netns=vm_ns)
+                def prepare(port: OvnPort = port, vm_ns: str = vm_ns, device: str = device) -> None:
+                    ns.create(vm_ns)
+                    link.ensure_veth_pair(device, vm_ns, "eth0", peer_mac=port.mac, mtu=VM_MTU)
+                    link.set_addresses("eth0", [port.cidr], netns=vm_ns)
 
-            ovn.lab.call(hv, prepare)
-            if static:
-                static_arp(vm_ns, target.address or "", target.mac)
-                static_arp(target.netns, port.ip, port.mac)
-            with prober(vm_ns, target.address or "") as probe:
-                t0 = time.time()
-                ovn.lab.call(hv, plug_veth, port.name, port.mac, VM_MTU, vm_ns, ovsdb=driver)
-                t_attached = time.time()
-                fire(probe)  # the guest starts sending once its NIC is attached
-                times.append(ms_to_first_reply(probe, t0, f"ovn {port.name}"))
-            attach.append((t_attached - t0) * 1000)
+                ovn.lab.call(hv, prepare)
+                if static:
+                    static_arp(vm_ns, target.address or "", target.mac)
+                    static_arp(target.netns, port.ip, port.mac)
+                with prober(vm_ns, target.address or "") as probe:
+                    t0 = time.time()
+                    ovn.lab.call(hv, plug_veth, port.name, port.mac, VM_MTU, vm_ns, ovsdb=driver)
+                    t_attached = time.time()
+                    fire(probe)  # the guest starts sending once its NIC is attached
+                    times.append(ms_to_first_reply(probe, t0, f"ovn {port.name}"))
+                attach.append((t_attached - t0) * 1000)
         finally:
             forget_neighbor(target.netns, port.ip)
-            ovn.lab.call(hv, unplug, port.name, ovsdb=driver, delete_netns=vm_ns)
+            ovn.lab.call(hv, unplug, port.name, ovsdb=driver)
             ovn.delete_port(port.name)
         ovn.sync()
     return times, attach
@@ -477,6 +504,7 @@ def run_baseline(ports: int, config: LabConfig = LAB_CONFIG) -> OvnResults:
     """Start OVN, measure (a), (b) with dynamic ARP and (b) with static ARP, ``ports`` rounds each; tear down."""
     results = OvnResults(ports)
     with OvnChassis(config) as ovn:
+        results.version = ovn.version
         target = ovn.boot_vm(ovn.new_port("target"))
         results.bind = bind_case(ovn, target, ports)
         results.plug, results.plug_attach = plug_case(ovn, target, ports, "plug")
@@ -486,7 +514,7 @@ def run_baseline(ports: int, config: LabConfig = LAB_CONFIG) -> OvnResults:
 
 @contextmanager
 def quiet_ovsdbapp() -> Iterator[None]:
-    """ovsdbapp logs every reconnect at INFO on the root logger; the bench's table is its output."""
+    """ovsdbapp forwards python-ovs's connection chatter to logging at INFO; the bench's output is its table."""
     import logging
 
     level = logging.getLogger("ovsdbapp").level
@@ -503,7 +531,7 @@ def main() -> int:
     args = parser.parse_args()
     with quiet_ovsdbapp():
         res = run_baseline(args.ports)
-    print(f"OVN 23.03 time to first ping ({args.ports} ports per case)")
+    print(f"OVN {res.version} time to first ping ({args.ports} ports per case)")
     print(f"  {'case':<46} {'p50 ms':>8} {'p99 ms':>8}")
     for case, times in (
         ("(a) VIF first, then lsp-add (static ARP)", res.bind),

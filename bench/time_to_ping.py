@@ -12,8 +12,8 @@
     dynamic ARP (the guest starts sending as soon as its NIC is attached).
 
 A prober in the VM namespace sends an echo every 1 ms. The target is an ACTIVE
-VM on the same hypervisor; (a) is also measured towards a VM on another
-hypervisor.
+VM on the same hypervisor, in a one-hypervisor lab (as OVN's one chassis); (a)
+is also measured towards a VM on another hypervisor, in a two-hypervisor lab.
 
 Then, in the same run with the same number of ports per case, the same prober
 and the same VIF plugging code, OVN 23.03 is measured on a one-chassis lab of
@@ -41,8 +41,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.first_ping import ARP_LOST_MS, fire, forget_neighbor, ms_to_first_reply, pct, start_prober, static_arp
-from bench.ovn_baseline import OvnResults, quiet_ovsdbapp, run_baseline
+from bench.first_ping import (
+    ARP_LOST_MS,
+    claimed_netns,
+    fire,
+    forget_neighbor,
+    ms_to_first_reply,
+    pct,
+    prober,
+    static_arp,
+)
+from bench.ovn_baseline import OvnResults, ovn_version, quiet_ovsdbapp, run_baseline
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Vm
 from lab.mininet.loom import LabNetwork, LoomLab
@@ -73,15 +82,15 @@ def bind_case(loom: LoomLab, net: LabNetwork, target: Vm, n: int, tag: str) -> l
         vm = loom.lab.add_vm("hv1", f"{tag}{i}", port.id, port.mac_address, mtu=1450, ip=f"{ip}/24")
         static_arp(vm.netns, target.address or "", target.mac)
         static_arp(target.netns, ip, port.mac_address)
-        prober = start_prober(vm.netns, target.address or "")
-        fire(prober)
-        time.sleep(0.02)  # probing, unanswered: the port is not bound anywhere yet
-        t0 = time.time()
         update = resources_pb2.Port(id=port.id, binding_host_id="hv1")
         mask = network_pb2.UpdatePortRequest(port=update)
         mask.update_mask.paths.append("binding_host_id")
-        loom.network.UpdatePort(mask, timeout=10)
-        times.append(ms_to_first_reply(prober, t0, f"{tag}{i}"))
+        with prober(vm.netns, target.address or "") as probe:
+            fire(probe)
+            time.sleep(0.02)  # probing, unanswered: the port is not bound anywhere yet
+            t0 = time.time()
+            loom.network.UpdatePort(mask, timeout=10)
+            times.append(ms_to_first_reply(probe, t0, f"{tag}{i}"))
         forget_neighbor(target.netns, ip)
         drop(loom, vm, port.id)
     return times
@@ -104,28 +113,28 @@ def plug_case(loom: LoomLab, net: LabNetwork, target: Vm, n: int) -> tuple[list[
             link.ensure_veth_pair(device, vm_ns, "eth0", peer_mac=port.mac_address, mtu=1450)
             link.set_addresses("eth0", [f"{ip}/24"], netns=vm_ns)
 
-        loom.lab.call(hv, prepare)
-        # IPAM reuses the address the previous round freed: the target must not still map it to the
-        # previous VM's MAC (a real guest's gratuitous ARP would fix that; the prober sends none).
-        forget_neighbor(target.netns, ip)
-        prober = start_prober(vm_ns, target.address or "")
-        t0 = time.time()
-        loom.lab.call(
-            hv,
-            plug_veth,
-            port.id,
-            port.mac_address,
-            1450,
-            vm_ns,
-            ofport=int(port.binding_vif_details["ofport"]),
-            ovsdb=loom.lab.driver(hv),
-        )
-        t_attached = time.time()
-        fire(prober)  # the guest starts sending once its NIC is attached
-        times.append(ms_to_first_reply(prober, t0, name))
-        attach.append((t_attached - t0) * 1000)
-        loom.lab.call(hv, lambda d=device, v=vm_ns: (link.delete_link(d), loom.lab.driver(hv).delete_port(d)))
-        ns.delete(vm_ns)
+        with claimed_netns(loom.lab, vm_ns):
+            loom.lab.call(hv, prepare)
+            # IPAM reuses the address the previous round freed: the target must not still map it to the
+            # previous VM's MAC (a real guest's gratuitous ARP would fix that; the prober sends none).
+            forget_neighbor(target.netns, ip)
+            with prober(vm_ns, target.address or "") as probe:
+                t0 = time.time()
+                loom.lab.call(
+                    hv,
+                    plug_veth,
+                    port.id,
+                    port.mac_address,
+                    1450,
+                    vm_ns,
+                    ofport=int(port.binding_vif_details["ofport"]),
+                    ovsdb=loom.lab.driver(hv),
+                )
+                t_attached = time.time()
+                fire(probe)  # the guest starts sending once its NIC is attached
+                times.append(ms_to_first_reply(probe, t0, name))
+            attach.append((t_attached - t0) * 1000)
+            loom.lab.call(hv, lambda d=device: (link.delete_link(d), loom.lab.driver(hv).delete_port(d)))
         loom.network.DeletePort(network_pb2.DeleteRequest(id=port.id), timeout=10)
     return times, attach
 
@@ -145,8 +154,9 @@ def _cell(values: list[float] | None, q: float | None) -> str:
     return f"{(statistics.median(values) if q is None else pct(values, q)):.2f}"
 
 
-def print_table(rows: list[Row], ports: int) -> None:
-    print(f"time to first ping ({ports} ports per case; Loom and OVN 23.03 measured in this run, one after the other)")
+def print_table(rows: list[Row], ports: int, ovn_release: str) -> None:
+    against = f"; Loom, then OVN {ovn_release}, measured in this run" if ovn_release else "; Loom only"
+    print(f"time to first ping ({ports} ports per case{against})")
     print(f"  {'case':<44} {'Loom p50':>9} {'Loom p99':>9} {'OVN p50':>9} {'OVN p99':>9} {'Loom/OVN':>9}")
     for row in rows:
         ratio = "-"
@@ -167,14 +177,18 @@ def main() -> int:
     parser.add_argument("--ports", type=int, default=40, help="ports per case, Loom and OVN alike (default 40)")
     parser.add_argument("--no-ovn", action="store_true", help="Loom only: skip the OVN baseline (a quick run)")
     args = parser.parse_args()
-    config = LabConfig(hypervisors=2, prefix="labb", mgmt_cidr="198.18.3.0/24")
-    with LoomLab(config=config) as loom:
+    if not args.no_ovn:
+        ovn_version()  # fail now, not after Loom's cases, if OVN is not installed
+    # Same-host cases on one hypervisor, as OVN's one chassis; the cross-host case on two.
+    with LoomLab(config=LabConfig(hypervisors=1, prefix="labb", mgmt_cidr="198.18.3.0/24")) as loom:
         net = loom.create_network("ttp", "10.0.0.0/22")
         target = loom.boot_vm("target", "hv1", net)
-        remote = loom.boot_vm("remote", "hv2", net)
         bind = bind_case(loom, net, target, args.ports, "bind")
-        bind_remote = bind_case(loom, net, remote, max(10, args.ports // 2), "bindx")
         plug, attach = plug_case(loom, net, target, args.ports)
+    with LoomLab(config=LabConfig(hypervisors=2, prefix="labb", mgmt_cidr="198.18.3.0/24")) as loom:
+        net = loom.create_network("ttp", "10.0.0.0/22")
+        remote = loom.boot_vm("remote", "hv2", net)
+        bind_remote = bind_case(loom, net, remote, max(10, args.ports // 2), "bindx")
     ovn: OvnResults | None = None
     if not args.no_ovn:
         with quiet_ovsdbapp():
@@ -203,6 +217,7 @@ def main() -> int:
             Row("(b) same, static ARP", None, ovn.plug_static_arp if ovn else None),
         ],
         args.ports,
+        ovn.version if ovn else "",
     )
     lost = f"Loom {arp_lost(plug)}/{len(plug)}" + (f", OVN {ovn.plug_arp_lost}/{len(ovn.plug)}" if ovn else "")
     print(f"  (b) first ARP lost (first reply >= {ARP_LOST_MS:.0f} ms): {lost}")

@@ -88,14 +88,13 @@ class Agent:
         self._reported: dict[str, agent_pb2.PortState] = {}
         self._flows_ok_ports: set[str] = set()
         self._installed_revision = 0
-        self._dirty_since: float | None = None
+        self._unsaved = False  # the desired state changed since it was last persisted
         self._last_persist = 0.0
         self._retry_at: float | None = None
         self._metadata_url = ""
         # May the reconciler program the switch? Only from a state the controller sent
         # to this run, or from the persisted one when the switch had lost its flows.
         self._may_program = False
-        self.reconciles = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -111,7 +110,10 @@ class Agent:
         with self._lock:
             for iface_id, ev in self.monitor.present().items():
                 self._vifs[iface_id] = ev
+        self.localports.adopt()
         _traversable(self.config.run_dir)
+        if self.tunnels is not None:
+            self.tunnels.start()
         self.dhcp.start()
         self._connect_openflow()
         if self.desired.complete and not self._switch_has_loom_flows():
@@ -161,7 +163,9 @@ class Agent:
 
     def _shutdown(self) -> None:
         self.client.stop()
-        if self._dirty_since is not None:
+        if self.tunnels is not None:
+            self.tunnels.stop()
+        if self._unsaved:
             self.desired.save(self.config.state_dir)
         if self.monitor:
             self.monitor.stop()
@@ -177,6 +181,7 @@ class Agent:
     # ------------------------------------------------------------ inputs (other threads)
 
     def _on_message(self, msg: agent_pb2.SyncMessage) -> None:
+        self.log.debug("sync message received", revision=msg.revision, kind=msg.WhichOneof("body"))
         with self._lock:
             self._messages.append(msg)
         self._wake.set()
@@ -216,7 +221,7 @@ class Agent:
             self.desired.apply(msg)
         if messages:
             self._may_program = True
-            self._dirty_since = self._dirty_since or now
+            self._unsaved = True
         if report_all:
             self._reported.clear()
         if self.tunnels is not None:
@@ -234,23 +239,25 @@ class Agent:
             self._reconcile()
         else:
             self._report()
-        if self._dirty_since is not None and time.monotonic() - self._last_persist >= PERSIST_EVERY:
+        if self._unsaved and time.monotonic() - self._last_persist >= PERSIST_EVERY:
             self.desired.save(self.config.state_dir)
             self._last_persist = time.monotonic()
-            self._dirty_since = None
+            self._unsaved = False
 
     def _reconcile(self) -> None:
         if not (self.desired.complete and self._may_program):
             return
-        self.reconciles += 1
-        d = self.desired
+        # VIF flows first: a new network's localport (namespace, veth, OVS port) takes
+        # tens of milliseconds to build, and the VMs' own traffic must not wait for it.
+        self._install(*self._render_flows())
         try:
-            self.localports.sync(d.networks)
+            changed = self.localports.sync(self.desired.networks)
         except Exception as exc:
             self.log.error("localports not in place", error=str(exc))
             self._retry_at = time.monotonic() + RETRY_SECONDS
-        flows, bound = self._render_flows()
-        self._install(flows, bound)
+            changed = True
+        if changed:
+            self._install(*self._render_flows())
         self._sync_services()
         self._report()
 

@@ -56,8 +56,7 @@ class LocalportManager:
 
     def sync(self, networks: dict[str, agent_pb2.LocalNetwork]) -> bool:
         """Make the localports match ``networks`` (the complete desired set). True if anything changed."""
-        if not self._adopted:
-            self._adopt()
+        self.adopt()
         changed = False
         for network_id in [n for n in self.ports if n not in networks]:
             self._remove(self.ports.pop(network_id))
@@ -70,8 +69,11 @@ class LocalportManager:
             changed = True
         return changed
 
-    def _adopt(self) -> None:
-        """Take over localports a previous agent run left; remove those of no network we know yet."""
+    def adopt(self) -> None:
+        """Take over the localports a previous agent run left (once): their flows must be rendered from
+        the first install on, or a restarted agent would remove them and add them back."""
+        if self._adopted:
+            return
         self._adopted = True
         for info in self.driver.list_ports():
             if info.external_ids.get(LOOM_OWNER) != "localport":

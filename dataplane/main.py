@@ -12,7 +12,13 @@ from dataplane.logs import get_logger, setup_logging
 log = get_logger(__name__)
 
 
+# The reconcile thread must not wait the default 5 ms for the gRPC or OVSDB
+# threads to give up the GIL when a change arrives: it is on the critical path.
+GIL_SWITCH_INTERVAL = 0.0005
+
+
 def main(argv: list[str] | None = None) -> int:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     config = parse_args(argv)
     setup_logging("agent")
     agent = Agent(config)

@@ -13,8 +13,10 @@ its way in. The kernel datapath resolves neighbors itself: nothing to do there.
 
 from __future__ import annotations
 
+import queue
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass
 
@@ -44,20 +46,38 @@ def arp_request(src_mac: bytes, src_ip: bytes, target_ip: bytes) -> bytes:
 
 
 class TunnelNeighbors:
-    """Keeps OVS's tunnel neighbor cache holding the next hop of every tunnel peer."""
+    """Keeps OVS's tunnel neighbor cache holding the next hop of every tunnel peer.
+
+    Resolution runs on a thread of its own: it must never delay installing
+    flows (the reconcile thread only hands it peers), and it keeps one netlink
+    handle, as opening one costs more than the lookups.
+    """
 
     def __init__(self, bridge: str = BR_PHY, refresh: float = REFRESH_SECONDS) -> None:
         self.bridge = bridge
         self.refresh = refresh
         self.peers: tuple[str, ...] = ()
         self._next_refresh = 0.0
+        self._todo: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tunnel-neighbors", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._todo.put(None)
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def set_peers(self, peers: tuple[str, ...]) -> None:
         """Resolve peers that are new now; all of them again at the next refresh."""
         new = [p for p in peers if p not in self.peers]
         self.peers = peers
         if new:
-            self._resolve(new)
+            self._todo.put(new)
 
     def forget(self) -> None:
         """OVS restarted (its cache is empty): resolve every peer again at the next tick."""
@@ -67,22 +87,47 @@ class TunnelNeighbors:
         now = time.monotonic() if now is None else now
         if self.peers and now >= self._next_refresh:
             self._next_refresh = now + self.refresh
-            self._resolve(list(self.peers))
+            self._todo.put(list(self.peers))
 
-    def _resolve(self, peers: list[str]) -> None:
+    # ------------------------------------------------------------ worker thread
+
+    def _run(self) -> None:
+        ipr: IPRoute | None = None
         try:
-            with IPRoute() as ipr:
-                iface = self._interface(ipr)
-                if iface is None:
+            while True:
+                peers = self._todo.get()
+                if peers is None:
                     return
-                next_hops = {self._next_hop(ipr, peer, iface.index) for peer in peers} - {None}
-            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
-                sock.bind((self.bridge, 0))
-                for hop in sorted(h for h in next_hops if h):
-                    sock.send(arp_request(iface.mac, iface.ip, socket.inet_aton(hop)))
-            log.debug("tunnel next hops resolved", bridge=self.bridge, peers=len(peers), next_hops=len(next_hops))
-        except OSError as exc:
-            log.warning("cannot resolve tunnel next hops", bridge=self.bridge, error=str(exc))
+                while True:  # coalesce what else is queued
+                    try:
+                        more = self._todo.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        return
+                    peers.extend(more)
+                try:
+                    ipr = ipr or IPRoute()
+                    self._resolve(ipr, sorted(set(peers)))
+                except OSError as exc:
+                    log.warning("cannot resolve tunnel next hops", bridge=self.bridge, error=str(exc))
+                    if ipr is not None:
+                        ipr.close()
+                    ipr = None
+        finally:
+            if ipr is not None:
+                ipr.close()
+
+    def _resolve(self, ipr: IPRoute, peers: list[str]) -> None:
+        iface = self._interface(ipr)
+        if iface is None:
+            return
+        next_hops = {hop for peer in peers if (hop := self._next_hop(ipr, peer, iface.index))}
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
+            sock.bind((self.bridge, 0))
+            for hop in sorted(next_hops):
+                sock.send(arp_request(iface.mac, iface.ip, socket.inet_aton(hop)))
+        log.debug("tunnel next hops resolved", bridge=self.bridge, peers=len(peers), next_hops=len(next_hops))
 
     def _interface(self, ipr: IPRoute) -> _Interface | None:
         links = ipr.link_lookup(ifname=self.bridge)

@@ -2,6 +2,7 @@
 # Installs what Loom needs on a fresh Debian 12 machine of this kind: Debian
 # packages, a venv that also sees Debian's Python packages (Mininet lives
 # there), the Python dependencies and the generated protos. Idempotent.
+# With --bench, also what the benchmarks' baselines need (OVN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,11 @@ APT_PACKAGES=(
   busybox-static udhcpc isc-dhcp-client cloud-init curl iputils-ping procps
   psmisc kmod bridge-utils python3-venv python3-pip wrk
 )
+# Only the benchmarks need these: OVN is the baseline bench/time_to_ping.py measures against.
+BENCH_PACKAGES=(ovn-central ovn-host)
+if [ "${1:-}" = "--bench" ]; then
+  APT_PACKAGES+=("${BENCH_PACKAGES[@]}")
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -325,6 +325,7 @@ class Distributor:
         msg = agent_pb2.SyncMessage(revision=revision, epoch=self.epoch, delta=delta)
         for sub in rec.subscribers:
             sub.put(msg)
+        log.debug("delta queued", host=host, revision=revision, streams=len(rec.subscribers))
         return compiled
 
     # ------------------------------------------------------------ sync streams

@@ -100,7 +100,15 @@ def compute_stages(
 
 
 class PortStatusTracker:
-    """Joins compile events and agent reports, and writes a port's status when it changes."""
+    """Joins compile events and agent reports, and writes a port's status when it changes.
+
+    Callers only record facts; a writer thread turns them into store commits a
+    moment later (``DELAY``), coalescing bursts. A status write is a commit with
+    events of its own: done inline it would compete, at the worst moment, with
+    the delta just queued for the agent and with the API call that caused it.
+    """
+
+    DELAY = 0.005  # seconds
 
     def __init__(self, store: Store, writer: StatusWriter) -> None:
         self.store = store
@@ -108,21 +116,33 @@ class PortStatusTracker:
         self.lock = threading.Lock()
         self.compiled: dict[str, float] = {}
         self.facts: dict[str, HostFacts] = {}
+        self._pending: set[str] = set()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="port-status", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+    def flush(self) -> None:
+        """Write what is pending now (for tests and shutdown)."""
+        self._write_pending()
 
     def ports_compiled(self, port_ids: list[str], revision: int) -> None:
         now = time.time()
         with self.lock:
             for pid in port_ids:
                 self.compiled.setdefault(pid, now)
-        for pid in port_ids:
-            self._refresh(pid)
+        self._mark(port_ids)
 
     def report(self, host: str, facts: list[tuple[str, HostFacts]]) -> None:
         with self.lock:
             for pid, f in facts:
                 self.facts[pid] = f
-        for pid, _ in facts:
-            self._refresh(pid)
+        self._mark([pid for pid, _ in facts])
 
     def forget(self, port_id: str) -> None:
         with self.lock:
@@ -131,10 +151,32 @@ class PortStatusTracker:
 
     def rebind(self, port_id: str) -> None:
         """A port moved host or was unbound: what its old host said no longer counts."""
+        self.forget(port_id)
+        self._mark([port_id])
+
+    def _mark(self, port_ids: list[str]) -> None:
         with self.lock:
-            self.compiled.pop(port_id, None)
-            self.facts.pop(port_id, None)
-        self._refresh(port_id)
+            self._pending.update(port_ids)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                break
+            time.sleep(self.DELAY)
+            self._write_pending()
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        with self.lock:
+            pending, self._pending = self._pending, set()
+        for pid in pending:
+            try:
+                self._refresh(pid)
+            except Exception:
+                log.exception("port status refresh failed", port_id=pid)
 
     def _refresh(self, port_id: str) -> None:
         port = self.store.get("port", port_id)

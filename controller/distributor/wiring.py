@@ -38,6 +38,7 @@ class Dataplane:
     def stop(self) -> None:
         self.agents.stop()
         self.distributor.stop()
+        self.tracker.stop()
 
     def ListAgents(
         self, request: network_pb2.ListAgentsRequest, context: grpc.ServicerContext

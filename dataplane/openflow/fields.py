@@ -8,6 +8,7 @@ Names follow os-ken / OVS (``eth_dst``, ``ipv4_src``, ``reg6``, ``tun_ipv4_dst``
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from enum import Enum
 
@@ -121,7 +122,11 @@ def int_to_mac(value: int) -> str:
 
 
 def ipv4_to_int(ip: str) -> int:
-    return int(ipaddress.IPv4Address(ip))
+    # inet_pton: strict dotted quad, and ~10x cheaper than ipaddress on the compiler's hot path.
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+    except OSError:
+        raise ValueError(f"{ip!r} is not an IPv4 address") from None
 
 
 def int_to_ipv4(value: int) -> str:

@@ -457,6 +457,13 @@ class Lab:
         self._rt[v.hypervisor].extra.append(proc)
         return proc
 
+    def claim_netns(self, netns: str) -> None:
+        """Record a namespace made outside ``add_vm`` as this lab's, so no other lab's cleanup takes it."""
+        self._record_vm_netns(netns, add=True)
+
+    def release_netns(self, netns: str) -> None:
+        self._record_vm_netns(netns, add=False)
+
     def _record_vm_netns(self, netns: str, add: bool) -> None:
         if self._state is None:
             raise LabError(f"lab {self.config.prefix} is not started")

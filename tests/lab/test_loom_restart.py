@@ -32,14 +32,16 @@ def cookies(lines: list[str]) -> set[int]:
 
 
 @contextmanager
-def pinging(src: Vm, dst: Vm, rate_hz: int = 50) -> Iterator[dict[str, int]]:
-    """Ping dst from src at ``rate_hz`` for the duration of the block; yields the tally afterwards."""
+def pinging(src: Vm, dst: Vm, rate_hz: int = 50) -> Iterator[dict]:
+    """Ping dst from src at ``rate_hz`` for the duration of the block; yields the tally afterwards:
+    sent, received, and the sequence numbers lost with when they were sent."""
+    interval = str(1 / rate_hz)
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", src.netns, "ping", "-n", "-q", "-i", str(1 / rate_hz), "-W", "1", dst.address or ""],
+        ["ip", "netns", "exec", src.netns, "ping", "-n", "-D", "-O", "-i", interval, "-W", "1", dst.address or ""],
         stdout=subprocess.PIPE,
         text=True,
     )
-    tally: dict[str, int] = {}
+    tally: dict = {}
     time.sleep(0.5)
     try:
         yield tally
@@ -50,6 +52,10 @@ def pinging(src: Vm, dst: Vm, rate_hz: int = 50) -> Iterator[dict[str, int]]:
         m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
         assert m, out
         tally.update(sent=int(m.group(1)), received=int(m.group(2)))
+        tally["lost"] = [
+            (float(x.group(1)), int(x.group(2)))
+            for x in re.finditer(r"\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)", out)
+        ]
 
 
 def synced(loom: LoomLab, hosts: list[str]) -> None:
@@ -63,15 +69,21 @@ def test_agent_sigkill_and_restart_loses_no_packets_and_leaves_no_stale_flows(sc
     doomed = scenario.vm("hv1", net)  # its port is deleted while hv1's agent is dead
     doomed_port = loom.get_port(doomed.port_id)
     with pinging(a, b) as tally:
+        killed_at = time.time()
         loom.stop_agent("hv1", signal.SIGKILL)
         loom.network.DeletePort(network_pb2.DeleteRequest(id=doomed.port_id), timeout=10)
         time.sleep(1.0)  # the controller moved on; hv1's switch still holds the old state
         assert make_cookie(CookieKind.PORT, doomed_port.tag) in cookies(flows(loom, "hv1"))
+        started_at = time.time()
         loom.start_agent("hv1")
         synced(loom, ["hv1"])
         time.sleep(1.0)
     assert tally["sent"] >= 100
-    assert tally["received"] == tally["sent"], f"lost {tally['sent'] - tally['received']} of {tally['sent']}"
+    lost = [f"seq {seq} sent {t - started_at:+.3f} s after the restart" for t, seq in tally["lost"]]
+    assert tally["received"] == tally["sent"], (
+        f"lost {tally['sent'] - tally['received']} of {tally['sent']} (killed {started_at - killed_at:.2f} s "
+        f"before the restart): {lost}"
+    )
     left = cookies(flows(loom, "hv1"))
     for kind in (CookieKind.PORT, CookieKind.PORT_BINDING):
         assert make_cookie(kind, doomed_port.tag) not in left, f"stale {kind.name} flows of the deleted port"
