@@ -40,10 +40,11 @@ RESULTS = ROOT / "bench" / "results" / "api.json"
 
 def start_controller(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     ready = os.path.join(workdir, "ready")
+    # The whole controller, as `loom-controller` runs it: API, distributor, status tracker, metadata.
     cmd = [
         sys.executable,
         "-m",
-        "controller.main",
+        "controller.app",
         "--listen",
         "127.0.0.1:0",
         "--db",
