@@ -28,9 +28,9 @@ from controller.compiler.host import (
     local_port_spec,
 )
 from controller.compiler.topology import AgentInfo, Topology, is_vif_port
-from controller.distributor.hoststate import DeltaBuilder, HostRecord, snapshot_to_proto
+from controller.distributor.hoststate import DeltaBuilder, HostRecord, merge_deltas, snapshot_to_proto
 from controller.model import Agent, Instance, Network, Port, Resource, Subnet
-from controller.store.base import Event, Store
+from controller.store.base import Event, EventType, Store
 from dataplane.logs import get_logger
 from protos.loom.v1 import agent_pb2
 
@@ -92,17 +92,25 @@ class Distributor:
         self._unsubscribe: Callable[[], None] | None = None
         self._start_revision = 0
         self.revision = 0  # last store revision applied
+        self._dataplane_ports: set[str] = set()  # ports the dataplane knows (see _on_commit)
+        self._dataplane_ports_lock = threading.Lock()  # also guards _pending and _skipped_upto
+        self._pending = 0  # commits queued and not yet processed
+        self._skipped_upto = 0  # the last commit _on_commit found nothing to do for
         self.stats = DistributorStats()
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         """Load the model, compile every known host, then follow the store."""
-        self._unsubscribe = self.store.subscribe(self._events.put)
-        with self.lock:
+        self._unsubscribe = self.store.subscribe(self._on_commit)
+        with self.lock, self._dataplane_ports_lock:
             self._start_revision = self.store.revision
             for kind in KINDS:
                 for obj in self.store.list(kind):
+                    if isinstance(obj, Port) and not in_dataplane(obj):
+                        continue
+                    if isinstance(obj, Port):
+                        self._dataplane_ports.add(obj.id)
                     self._apply(obj.KIND, obj.id, obj)
             self.revision = self._start_revision
             hosts = set(self.topo.vif_ports_by_host) | set(self.topo.agents)
@@ -126,6 +134,38 @@ class Distributor:
                 for sub in rec.subscribers:
                     sub.put(None)
 
+    def _on_commit(self, events: list[Event]) -> None:
+        """Store callback (the committing thread, in commit order): queue what can change a host.
+
+        An unbound VM port changes no host's state; orchestrators create many, and
+        waking the distributor for each would cost the API throughput. The set of
+        ports the dataplane knows is kept here, in commit order, so that unbinding
+        or deleting a port that was bound is always passed on, even before the
+        distributor thread has applied its binding.
+        """
+        relevant = False
+        with self._dataplane_ports_lock:
+            for ev in events:
+                if ev.kind != "port":
+                    relevant = True
+                    continue
+                matters = ev.type != EventType.DELETED and in_dataplane(ev.obj)  # type: ignore[arg-type]
+                if matters or ev.id in self._dataplane_ports:
+                    relevant = True
+                if matters:
+                    self._dataplane_ports.add(ev.id)
+                else:
+                    self._dataplane_ports.discard(ev.id)
+            if relevant:
+                self._pending += 1
+            else:
+                # Nothing to do for this commit; it counts as applied once nothing queued before it remains.
+                self._skipped_upto = events[-1].revision
+                if self._pending == 0:
+                    self.revision = max(self.revision, self._skipped_upto)
+        if relevant:
+            self._events.put(events)
+
     def wait_for(self, revision: int, timeout: float = 5.0) -> bool:
         """Block until the distributor has applied ``revision`` (for tests and benchmarks)."""
         deadline = time.monotonic() + timeout
@@ -143,20 +183,29 @@ class Distributor:
             if batch is None:
                 return
             events = list(batch)
+            batches = 1
             # Coalesce whatever else is already queued into one pass.
+            stopping = False
             while True:
                 try:
                     more = self._events.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    self._process(events)
-                    return
+                    stopping = True
+                    break
                 events.extend(more)
+                batches += 1
             try:
                 self._process(events)
             except Exception:
                 log.exception("distributor failed to process events", first=events[0].revision, n=len(events))
+            with self._dataplane_ports_lock:
+                self._pending -= batches
+                if self._pending == 0:
+                    self.revision = max(self.revision, self._skipped_upto)
+            if stopping:
+                return
 
     def _process(self, events: list[Event]) -> None:
         events = [e for e in events if e.revision > self._start_revision]
@@ -170,6 +219,10 @@ class Distributor:
             for ev in events:
                 old = self._current(ev.kind, ev.id)
                 new = None if ev.type == "DELETED" else ev.obj
+                if isinstance(new, Port) and not in_dataplane(new):
+                    new = None  # an unbound VM port is no part of the topology
+                if old is None and new is None:
+                    continue
                 if _status_only(old, new):
                     continue
                 if isinstance(old, Port) and (new is None or old.binding_host_id != new.binding_host_id):
@@ -340,11 +393,14 @@ class Distributor:
                 rec = self.records[host]
             rec.subscribers.add(sub)
             if epoch == self.epoch and rec.log_floor <= last_revision <= rec.revision:
-                catch_up = [
-                    agent_pb2.SyncMessage(revision=rev, epoch=self.epoch, delta=delta)
-                    for rev, delta in rec.log
-                    if rev > last_revision
-                ]
+                # One message, not one per missed delta: an agent may program the switch after
+                # any message, and the states in between are history, not the desired state.
+                missed = [delta for rev, delta in rec.log if rev > last_revision]
+                catch_up = (
+                    [agent_pb2.SyncMessage(revision=rec.revision, epoch=self.epoch, delta=merge_deltas(missed))]
+                    if missed
+                    else []
+                )
             else:
                 snapshot = snapshot_to_proto(rec, self.topo.tunnel_ip(host) or "", self.topo.metadata_url)
                 catch_up = [agent_pb2.SyncMessage(revision=rec.revision, epoch=self.epoch, snapshot=snapshot)]
@@ -368,6 +424,11 @@ class Distributor:
     def hosts(self) -> Iterable[str]:
         with self.lock:
             return list(self.records)
+
+
+def in_dataplane(port: Port) -> bool:
+    """Bound VIF ports, and the distributed ports (DHCP, router) that exist on every host of a network."""
+    return bool(port.binding_host_id) or port.device_owner.startswith("network:")
 
 
 def _status_only(old: Resource | None, new: Resource | None) -> bool:

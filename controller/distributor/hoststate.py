@@ -128,6 +128,32 @@ class DeltaBuilder:
         )
 
 
+def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
+    """The one delta equivalent to applying ``deltas`` in order (each part: last word wins)."""
+    groups: dict[int, agent_pb2.FlowGroup | None] = {}
+    ports: dict[str, agent_pb2.LocalPort | None] = {}
+    networks: dict[str, agent_pb2.LocalNetwork | None] = {}
+    peers: agent_pb2.TunnelPeers | None = None
+    for d in deltas:
+        groups.update(dict.fromkeys(d.removed_groups))
+        groups.update((g.cookie, g) for g in d.upsert_groups)
+        ports.update(dict.fromkeys(d.removed_ports))
+        ports.update((p.port_id, p) for p in d.upsert_ports)
+        networks.update(dict.fromkeys(d.removed_networks))
+        networks.update((n.network_id, n) for n in d.upsert_networks)
+        if d.HasField("peers"):
+            peers = d.peers
+    return agent_pb2.HostDelta(
+        upsert_groups=[g for g in groups.values() if g is not None],
+        removed_groups=[c for c, g in groups.items() if g is None],
+        upsert_ports=[p for p in ports.values() if p is not None],
+        removed_ports=[i for i, p in ports.items() if p is None],
+        upsert_networks=[n for n in networks.values() if n is not None],
+        removed_networks=[i for i, n in networks.items() if n is None],
+        peers=peers,
+    )
+
+
 # ---------------------------------------------------------------- protobuf
 
 

@@ -58,6 +58,22 @@ def pinging(src: Vm, dst: Vm, rate_hz: int = 50) -> Iterator[dict]:
         ]
 
 
+def agent_log_since(loom: LoomLab, hv: str, since: float) -> str:
+    """The agent's log lines from ``since`` on, each stamped with seconds after it (for failure messages)."""
+    from datetime import datetime
+
+    lines = []
+    with open(loom.lab.agent_log_path(hv), errors="replace") as f:
+        for line in f:
+            try:
+                at = datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+            except ValueError:
+                continue
+            if at >= since:
+                lines.append(f"{at - since:+.3f} {line[24:].rstrip()}")
+    return "\n".join(lines[:60])
+
+
 def synced(loom: LoomLab, hosts: list[str]) -> None:
     loom.wait_agents(timeout=30, hosts=hosts)
 
@@ -82,7 +98,7 @@ def test_agent_sigkill_and_restart_loses_no_packets_and_leaves_no_stale_flows(sc
     lost = [f"seq {seq} sent {t - started_at:+.3f} s after the restart" for t, seq in tally["lost"]]
     assert tally["received"] == tally["sent"], (
         f"lost {tally['sent'] - tally['received']} of {tally['sent']} (killed {started_at - killed_at:.2f} s "
-        f"before the restart): {lost}"
+        f"before the restart): {lost}\n" + agent_log_since(loom, "hv1", started_at)
     )
     left = cookies(flows(loom, "hv1"))
     for kind in (CookieKind.PORT, CookieKind.PORT_BINDING):
@@ -104,10 +120,15 @@ def test_controller_restart_changes_nothing_in_the_dataplane(scenario: Scenario)
     with pinging(a, c) as tally:
         loom.stop_controller(signal.SIGKILL)
         time.sleep(1.0)
+        started_at = time.time()
         loom.start_controller()
         synced(loom, hosts)
         time.sleep(0.5)
-    assert tally["received"] == tally["sent"], f"lost {tally['sent'] - tally['received']} of {tally['sent']}"
+    lost = [f"seq {seq} sent {t - started_at:+.3f} s after the restart" for t, seq in tally["lost"]]
+    assert tally["received"] == tally["sent"], (
+        f"lost {tally['sent'] - tally['received']} of {tally['sent']}: {lost}\n"
+        + "\n".join(f"--- {hv}\n" + agent_log_since(loom, hv, started_at) for hv in ("hv1", "hv3"))
+    )
     after = {hv: flows(loom, hv) for hv in hosts}
     for hv in hosts:
         assert after[hv] == before[hv], f"flows on {hv} changed across a controller restart"
