@@ -114,6 +114,21 @@ def _expected_wire(store: SqliteStore, host: str) -> set:
     return {to_wire(f) for f in compile_host(topo, host).flows()}
 
 
+def _commit_and_view(
+    store: SqliteStore,
+    dist: Distributor,
+    sub: queue.SimpleQueue,
+    catch_up: list[agent_pb2.SyncMessage],
+    port: Port,
+) -> DesiredState:
+    """Commit ``port`` and return h1's view once applied, checked against a fresh compile of the store."""
+    rev = store.commit(puts=[port])
+    assert dist.wait_for(rev)
+    state = _agent_view(catch_up, _drain(sub))
+    assert set(state.flows()) == _expected_wire(store, "h1")
+    return state
+
+
 def test_snapshot_then_deltas_track_a_full_recompile(world) -> None:
     store, dist, _ = world
     sub, catch_up = dist.open_stream("h1", 0, "")
@@ -236,17 +251,12 @@ def test_unbound_ports_never_wake_the_distributor_but_binding_them_later_works(w
     assert "port-u" not in dist.topo.ports
     # Bound later: it joins the topology and h1's flows, like any port.
     port = store.get("port", "port-u")
-    rev = store.commit(puts=[replace(port, binding_host_id="h1", binding_ofport=177)])
-    assert dist.wait_for(rev)
-    state = _agent_view(catch_up, _drain(sub))
+    state = _commit_and_view(store, dist, sub, catch_up, replace(port, binding_host_id="h1", binding_ofport=177))
     assert "port-u" in state.ports
     # Unbound again: gone from h1, even though nothing else happened in between.
     port = store.get("port", "port-u")
-    rev = store.commit(puts=[replace(port, binding_host_id="", binding_ofport=0)])
-    assert dist.wait_for(rev)
-    state = _agent_view(catch_up, _drain(sub))
+    state = _commit_and_view(store, dist, sub, catch_up, replace(port, binding_host_id="", binding_ofport=0))
     assert "port-u" not in state.ports
-    assert set(state.flows()) == _expected_wire(store, "h1")
     dist.close_stream("h1", sub)
 
 
@@ -255,11 +265,8 @@ def test_bind_then_unbind_in_quick_succession_is_not_lost(world) -> None:
     sub, catch_up = dist.open_stream("h1", 0, "")
     port = _port(store, "r8", "red", "h1", 18)
     # Unbind right after binding, before the distributor thread may have applied the bind.
-    rev = store.commit(puts=[replace(port, binding_host_id="", binding_ofport=0)])
-    assert dist.wait_for(rev)
-    state = _agent_view(catch_up, _drain(sub))
+    state = _commit_and_view(store, dist, sub, catch_up, replace(port, binding_host_id="", binding_ofport=0))
     assert "port-r8" not in state.ports
-    assert set(state.flows()) == _expected_wire(store, "h1")
     dist.close_stream("h1", sub)
 
 
