@@ -33,6 +33,7 @@ import grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import percentile  # noqa: E402
 from protos.loom.v1 import network_pb2, network_pb2_grpc, resources_pb2  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "api.json"
@@ -71,11 +72,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def one_round(ports: int, clients: int) -> dict[str, float]:

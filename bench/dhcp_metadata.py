@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import percentile  # noqa: E402
 from controller.metadata.source import DictMetadataSource  # noqa: E402
 from controller.model import FixedIP, Instance, Network, Port, Subnet  # noqa: E402
 from dhcp.manager import DhcpManager  # noqa: E402
@@ -168,12 +169,12 @@ def run_paced_client(host: str, port: int, path: str, rate: float, concurrency: 
         await asyncio.gather(*(worker(k, start) for k in range(concurrency)))
 
     asyncio.run(main())
-    latencies.sort()
-
-    def pick(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
-
-    summary = {"requests": len(latencies), "failures": failures, "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
+    summary = {
+        "requests": len(latencies),
+        "failures": failures,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
     print(json.dumps(summary))
 
 
@@ -578,10 +579,6 @@ def measure_dhcp_after_active() -> Metrics:
         lease, _ = guest.udhcpc(netns, "eth0", record, tries=1)
         return lease.get("ip") if lease else None
 
-    def pct(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
     config = LabConfig(hypervisors=2, prefix="labh", mgmt_cidr="198.18.6.0/24")
     metrics: Metrics = {"dhcp_ports": DHCP_PORTS}
     with LoomLab(config=config) as loom, tempfile.TemporaryDirectory(prefix="ld-bench-") as tmp:
@@ -607,11 +604,11 @@ def measure_dhcp_after_active() -> Metrics:
                 loom.lab.remove_vm(name)
             metrics.update(
                 {
-                    f"{key}_p50_ms": pct(to_lease, 0.5),
-                    f"{key}_p99_ms": pct(to_lease, 0.99),
-                    f"{key}_client_start_p50_ms": pct(client_start, 0.5),
-                    f"{key}_exchange_p50_ms": pct(exchange, 0.5),
-                    f"{key}_exchange_p99_ms": pct(exchange, 0.99),
+                    f"{key}_p50_ms": round(percentile(to_lease, 0.5), 2),
+                    f"{key}_p99_ms": round(percentile(to_lease, 0.99), 2),
+                    f"{key}_client_start_p50_ms": round(percentile(client_start, 0.5), 2),
+                    f"{key}_exchange_p50_ms": round(percentile(exchange, 0.5), 2),
+                    f"{key}_exchange_p99_ms": round(percentile(exchange, 0.99), 2),
                 }
             )
     return metrics

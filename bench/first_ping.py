@@ -24,12 +24,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ARP_LOST_MS = 900.0
 
 
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank) of ``values``."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def start_prober(netns: str, dest: str) -> subprocess.Popen[str]:
     """A prober in ``netns`` aiming at ``dest``, socket open, waiting for ``fire``."""
     proc = subprocess.Popen(

@@ -70,10 +70,10 @@ from bench.first_ping import (
     fire,
     forget_neighbor,
     ms_to_first_reply,
-    pct,
     prober,
     static_arp,
 )
+from bench.stats import percentile
 from dataplane.constants import BR_INT
 from dataplane.logs import get_logger
 from lab.mininet.config import LabConfig
@@ -204,12 +204,12 @@ class OvnResults:
         """The ovn_* keys of bench/results/time_to_ping.json."""
         return {
             "ovn_p50_ms": round(statistics.median(self.bind), 2),
-            "ovn_p99_ms": round(pct(self.bind, 0.99), 2),
+            "ovn_p99_ms": round(percentile(self.bind, 0.99), 2),
             "ovn_plug_p50_ms": round(statistics.median(self.plug), 2),
-            "ovn_plug_p99_ms": round(pct(self.plug, 0.99), 2),
+            "ovn_plug_p99_ms": round(percentile(self.plug, 0.99), 2),
             "ovn_plug_attach_p50_ms": round(statistics.median(self.plug_attach), 2),
             "ovn_plug_static_arp_p50_ms": round(statistics.median(self.plug_static_arp), 2),
-            "ovn_plug_static_arp_p99_ms": round(pct(self.plug_static_arp, 0.99), 2),
+            "ovn_plug_static_arp_p99_ms": round(percentile(self.plug_static_arp, 0.99), 2),
             "ovn_plug_arp_lost": self.plug_arp_lost,
         }
 
@@ -539,7 +539,7 @@ def main() -> int:
         ("    of which attaching the VIF to br-int", res.plug_attach),
         ("(b) same, static ARP", res.plug_static_arp),
     ):
-        print(f"  {case:<46} {statistics.median(times):>8.2f} {pct(times, 0.99):>8.2f}")
+        print(f"  {case:<46} {statistics.median(times):>8.2f} {percentile(times, 0.99):>8.2f}")
     print(f"  first ARP lost (>= {ARP_LOST_MS:.0f} ms): {res.plug_arp_lost} of {len(res.plug)}")
     print(json.dumps(res.metrics(), indent=2))
     return 0

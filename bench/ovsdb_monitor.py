@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.stats import percentile
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.idl import OvsdbClient, TxnContext
 from dataplane.ovs.types import InterfaceEvent
@@ -149,11 +150,6 @@ def add_port(name: str, iface_id: str) -> Callable[[TxnContext], None]:
     return body
 
 
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def main(n: int = 60) -> dict[str, float]:
     ns.create(NETNS)
     root = tempfile.mkdtemp(prefix="lv-bench-")
@@ -192,7 +188,7 @@ def main(n: int = 60) -> dict[str, float]:
         print(f"{'watcher':<10} {'stage':<8} {'p50':>8} {'p90':>8} {'max':>8}")
         for key, values in samples.items():
             who, stage = key.split("_")
-            p50, p90 = statistics.median(values), pct(values, 0.9)
+            p50, p90 = statistics.median(values), percentile(values, 0.9)
             print(f"{who:<10} {stage:<8} {p50:8.2f} {p90:8.2f} {max(values):8.2f}")
             results[f"{key}_p50_ms"] = round(p50, 3)
             results[f"{key}_p90_ms"] = round(p90, 3)

@@ -47,11 +47,11 @@ from bench.first_ping import (
     fire,
     forget_neighbor,
     ms_to_first_reply,
-    pct,
     prober,
     static_arp,
 )
 from bench.ovn_baseline import OvnResults, ovn_version, quiet_ovsdbapp, run_baseline
+from bench.stats import percentile
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Vm
 from lab.mininet.loom import LabNetwork, LoomLab
@@ -151,7 +151,7 @@ class Row:
 def _cell(values: list[float] | None, q: float | None) -> str:
     if not values:
         return "-"
-    return f"{(statistics.median(values) if q is None else pct(values, q)):.2f}"
+    return f"{(statistics.median(values) if q is None else percentile(values, q)):.2f}"
 
 
 def print_table(rows: list[Row], ports: int, ovn_release: str) -> None:
@@ -195,13 +195,13 @@ def main() -> int:
             ovn = run_baseline(args.ports)
     results: dict[str, float | int] = {
         "p50_ms": round(statistics.median(bind), 2),
-        "p99_ms": round(pct(bind, 0.99), 2),
+        "p99_ms": round(percentile(bind, 0.99), 2),
         "plug_p50_ms": round(statistics.median(plug), 2),
-        "plug_p99_ms": round(pct(plug, 0.99), 2),
+        "plug_p99_ms": round(percentile(plug, 0.99), 2),
         "plug_attach_p50_ms": round(statistics.median(attach), 2),
         "plug_arp_lost": arp_lost(plug),
         "bind_cross_host_p50_ms": round(statistics.median(bind_remote), 2),
-        "bind_cross_host_p99_ms": round(pct(bind_remote, 0.99), 2),
+        "bind_cross_host_p99_ms": round(percentile(bind_remote, 0.99), 2),
         "ports_per_case": args.ports,
     }
     if ovn is not None:
