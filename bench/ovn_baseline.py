@@ -78,7 +78,7 @@ from dataplane.constants import BR_INT
 from dataplane.logs import get_logger
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Hypervisor, Lab, Vm
-from lab.mininet.ovs_instance import kill_daemon
+from lab.mininet.ovs_instance import DAEMON_ARGS, DaemonDirs, kill_daemon
 from vif import link
 from vif import netns as ns
 from vif.names import vif_device_name
@@ -102,7 +102,6 @@ NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
 BINARIES = ("ovn-northd", "ovn-controller", "ovn-nbctl", "ovn-sbctl")
 DAEMONS = ("ovn-controller", "ovn-northd", "ovsdb-server-sb", "ovsdb-server-nb")  # stop order
-_COMMON = ("--detach", "--no-chdir", "-vconsole:off", "-vfile:info")
 
 
 class OvnError(RuntimeError):
@@ -120,22 +119,8 @@ def ovn_version() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class OvnPaths:
+class OvnPaths(DaemonDirs):
     """Where the OVN daemons keep their files: one private tree inside the lab's state dir."""
-
-    root: str
-
-    @property
-    def rundir(self) -> str:
-        return os.path.join(self.root, "run")
-
-    @property
-    def dbdir(self) -> str:
-        return os.path.join(self.root, "db")
-
-    @property
-    def logdir(self) -> str:
-        return os.path.join(self.root, "log")
 
     def db_file(self, which: str) -> str:
         return os.path.join(self.dbdir, f"ovn{which}_db.db")
@@ -151,14 +136,8 @@ class OvnPaths:
     def sb_remote(self) -> str:
         return f"unix:{self.db_socket('sb')}"
 
-    def pidfile(self, daemon: str) -> str:
-        return os.path.join(self.rundir, f"{daemon}.pid")
-
     def ctl(self, daemon: str) -> str:
         return os.path.join(self.rundir, f"{daemon}.ctl")
-
-    def logfile(self, daemon: str) -> str:
-        return os.path.join(self.logdir, f"{daemon}.log")
 
     @property
     def env(self) -> dict[str, str]:
@@ -298,7 +277,7 @@ class OvnChassis:
                 f"--pidfile={self.paths.pidfile(daemon)}",
                 f"--unixctl={self.paths.ctl(daemon)}",
                 f"--log-file={self.paths.logfile(daemon)}",
-                *_COMMON,
+                *DAEMON_ARGS,
             ]
         )
 
@@ -311,7 +290,7 @@ class OvnChassis:
                 f"--pidfile={self.paths.pidfile('ovn-northd')}",
                 f"--unixctl={self.paths.ctl('ovn-northd')}",
                 f"--log-file={self.paths.logfile('ovn-northd')}",
-                *_COMMON,
+                *DAEMON_ARGS,
             ]
         )
 
@@ -342,7 +321,7 @@ class OvnChassis:
                 f"unix:{self.hv.ovsdb_socket}",
                 f"--pidfile={self.paths.pidfile('ovn-controller')}",
                 f"--log-file={self.paths.logfile('ovn-controller')}",
-                *_COMMON,
+                *DAEMON_ARGS,
             ]
         )
 

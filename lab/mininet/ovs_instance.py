@@ -22,7 +22,7 @@ log = get_logger(__name__)
 
 VSWITCH_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 DAEMONS = ("ovs-vswitchd", "ovsdb-server")  # stop order
-_COMMON = ("--detach", "--no-chdir", "-vconsole:off", "-vfile:info")
+DAEMON_ARGS = ("--detach", "--no-chdir", "-vconsole:off", "-vfile:info")  # every OVS-style daemon we start
 
 
 class OvsInstanceError(RuntimeError):
@@ -30,8 +30,8 @@ class OvsInstanceError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class OvsPaths:
-    """Where one instance keeps its files."""
+class DaemonDirs:
+    """The run/db/log tree under ``root`` that OVS-style daemons (OVS, OVN) keep their files in."""
 
     root: str
 
@@ -46,6 +46,17 @@ class OvsPaths:
     @property
     def logdir(self) -> str:
         return os.path.join(self.root, "log")
+
+    def pidfile(self, daemon: str) -> str:
+        return os.path.join(self.rundir, f"{daemon}.pid")
+
+    def logfile(self, daemon: str) -> str:
+        return os.path.join(self.logdir, f"{daemon}.log")
+
+
+@dataclass(frozen=True, slots=True)
+class OvsPaths(DaemonDirs):
+    """Where one OVS instance keeps its files."""
 
     @property
     def sysconfdir(self) -> str:
@@ -62,12 +73,6 @@ class OvsPaths:
     def mgmt_socket(self, bridge: str) -> str:
         """The OpenFlow management socket ovs-vswitchd opens for every bridge."""
         return os.path.join(self.rundir, f"{bridge}.mgmt")
-
-    def pidfile(self, daemon: str) -> str:
-        return os.path.join(self.rundir, f"{daemon}.pid")
-
-    def logfile(self, daemon: str) -> str:
-        return os.path.join(self.logdir, f"{daemon}.log")
 
     @property
     def env(self) -> dict[str, str]:
@@ -179,7 +184,7 @@ class OvsInstance:
                 f"--remote=punix:{p.db_socket}",
                 f"--pidfile={p.pidfile('ovsdb-server')}",
                 f"--log-file={p.logfile('ovsdb-server')}",
-                *_COMMON,
+                *DAEMON_ARGS,
             ]
         )
 
@@ -191,7 +196,7 @@ class OvsInstance:
                 f"unix:{p.db_socket}",
                 f"--pidfile={p.pidfile('ovs-vswitchd')}",
                 f"--log-file={p.logfile('ovs-vswitchd')}",
-                *_COMMON,
+                *DAEMON_ARGS,
             ]
         )
 
