@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 
+from dataplane.addresses import is_ipv4_interface
 from dataplane.logs import get_logger
 from protos.loom.v1 import agent_pb2
 
@@ -23,7 +24,7 @@ def network_config_from_proto(
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
 ) -> DhcpNetworkConfig:
     """The network's DHCP config: its DHCP-enabled IPv4 subnets that the localport has an address in."""
-    localport_ips = [ipaddress.IPv4Interface(ip) for ip in network.localport_ips if _is_ipv4_interface(ip)]
+    localport_ips = [ipaddress.IPv4Interface(ip) for ip in network.localport_ips if is_ipv4_interface(ip)]
     subnets: list[DhcpSubnetConfig] = []
     for subnet in network.subnets:
         if not subnet.enable_dhcp:
@@ -98,11 +99,3 @@ def configs_from_proto(
             continue
         hosts[port.network_id].append(host_entry_from_proto(port, config))
     return list(configs.values()), hosts
-
-
-def _is_ipv4_interface(text: str) -> bool:
-    try:
-        ipaddress.IPv4Interface(text)
-    except ValueError:
-        return False
-    return True

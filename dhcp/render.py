@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from dataplane.addresses import is_ipv4
 from dataplane.constants import METADATA_IP
 
 from .model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig, Route
@@ -81,7 +82,7 @@ def render_opts(network: DhcpNetworkConfig) -> str:
         tag = f"tag:{subnet_tag(subnet.subnet_id)}"
         # An empty router option stops dnsmasq from offering its own address as the router.
         lines.append(f"{tag},option:router" + (f",{subnet.gateway_ip}" if subnet.gateway_ip else ""))
-        v4_dns = [ip for ip in subnet.dns_nameservers if _is_ipv4(ip)]
+        v4_dns = [ip for ip in subnet.dns_nameservers if is_ipv4(ip)]
         if v4_dns:
             lines.append(f"{tag},option:dns-server," + ",".join(v4_dns))
         if domain:
@@ -145,11 +146,3 @@ def dnsmasq_argv(network: DhcpNetworkConfig, paths: NetworkPaths, binary: str, q
             # MTU 1500 on a VXLAN overlay loses every full-size packet. The options file cannot force options.
             argv.append(f"--dhcp-option-force=tag:{tag},option:mtu,{network.mtu}")
     return argv
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True

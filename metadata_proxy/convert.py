@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable
 
 from controller.model import OWNER_COMPUTE_PREFIX
+from dataplane.addresses import is_ipv4
 from protos.loom.v1 import agent_pb2
 
 from .model import MetadataIdentity, MetadataNetwork
@@ -34,7 +34,7 @@ def metadata_network_from_proto(
         if not instance_id:
             continue
         for ip in port.ip_addresses:
-            if _is_ipv4(ip):  # the proxy listens on 169.254.169.254 only
+            if is_ipv4(ip):  # the proxy listens on 169.254.169.254 only
                 identities.append(MetadataIdentity(ip, port.port_id, instance_id, port.project_id))
     return MetadataNetwork(
         network_id=network.network_id, namespace=namespace, identities=tuple(identities), port_ids=tuple(port_ids)
@@ -49,11 +49,3 @@ def metadata_networks_from_proto(
     """Everything ``MetadataProxyManager.sync`` takes, from a host's desired state."""
     port_list = list(ports)
     return [metadata_network_from_proto(n, port_list, namespace_of(n.network_id)) for n in networks]
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
