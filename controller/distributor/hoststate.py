@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from controller.compiler.host import GroupKey, LocalNetworkSpec, LocalPortSpec
 from dataplane.openflow import encode
@@ -18,6 +19,8 @@ from dataplane.openflow.flow import Flow
 from protos.loom.v1 import agent_pb2, resources_pb2
 
 DELTA_LOG_LENGTH = 512
+
+Spec = TypeVar("Spec", LocalPortSpec, LocalNetworkSpec)
 
 
 @dataclass
@@ -78,26 +81,10 @@ class DeltaBuilder:
         self.upserted_groups[key] = cookie
 
     def set_port(self, port_id: str, spec: LocalPortSpec | None) -> None:
-        rec = self.record
-        old = rec.ports.get(port_id)
-        if spec is None:
-            if old is not None:
-                del rec.ports[port_id]
-                self.removed_ports.append(port_id)
-        elif old != spec:
-            rec.ports[port_id] = spec
-            self.upserted_ports.append(port_id)
+        _put(self.record.ports, port_id, spec, self.upserted_ports, self.removed_ports)
 
     def set_network(self, network_id: str, spec: LocalNetworkSpec | None) -> None:
-        rec = self.record
-        old = rec.networks.get(network_id)
-        if spec is None:
-            if old is not None:
-                del rec.networks[network_id]
-                self.removed_networks.append(network_id)
-        elif old != spec:
-            rec.networks[network_id] = spec
-            self.upserted_networks.append(network_id)
+        _put(self.record.networks, network_id, spec, self.upserted_networks, self.removed_networks)
 
     def set_peers(self, peers: tuple[str, ...]) -> None:
         if peers != self.record.peers:
@@ -152,6 +139,18 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
         removed_networks=[i for i, n in networks.items() if n is None],
         peers=peers,
     )
+
+
+def _put(table: dict[str, Spec], key: str, spec: Spec | None, upserted: list[str], removed: list[str]) -> None:
+    """Set ``table[key]`` to ``spec`` (None removes it), noting ``key`` in upserted or removed if anything changed."""
+    old = table.get(key)
+    if spec is None:
+        if old is not None:
+            del table[key]
+            removed.append(key)
+    elif old != spec:
+        table[key] = spec
+        upserted.append(key)
 
 
 # ---------------------------------------------------------------- protobuf
