@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -16,20 +16,11 @@ from protos.loom.v1 import resources_pb2 as rpb
 from tests.integration.controller_harness import (
     LiveController,
     check_db_invariants,
-    live_controller,
     make_network,
     make_subnet,
-    scratch_dir,
 )
 
 CLIENTS = 8
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveController]:
-    with scratch_dir() as workdir, live_controller(workdir) as live:
-        yield live
-        check_db_invariants(live.db_path)
 
 
 def in_parallel(live: LiveController, work: Callable[[network_pb2_grpc.NetworkServiceStub, int], Any]) -> list[Any]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from protos.loom.v1 import compute_pb2 as cpb
@@ -15,22 +13,12 @@ from protos.loom.v1 import network_pb2 as npb
 from protos.loom.v1 import resources_pb2 as rpb
 from tests.integration.controller_harness import (
     LiveController,
-    check_db_invariants,
     expect,
-    live_controller,
     make_network,
-    scratch_dir,
 )
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests user@host"
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveController]:
-    with scratch_dir() as workdir, live_controller(workdir) as live:
-        yield live
-        check_db_invariants(live.db_path)
 
 
 def create(live: LiveController, **fields: Any) -> rpb.Instance:

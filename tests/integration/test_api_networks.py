@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -22,13 +22,6 @@ from tests.integration.controller_harness import (
 )
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveController]:
-    with scratch_dir() as workdir, live_controller(workdir) as live:
-        yield live
-        check_db_invariants(live.db_path)
 
 
 def ports_of(live: LiveController, network_id: str) -> list[rpb.Port]:

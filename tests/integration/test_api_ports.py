@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -15,22 +14,12 @@ from protos.loom.v1 import network_pb2 as npb
 from protos.loom.v1 import resources_pb2 as rpb
 from tests.integration.controller_harness import (
     LiveController,
-    check_db_invariants,
     expect,
-    live_controller,
     make_network,
     make_subnet,
-    scratch_dir,
 )
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveController]:
-    with scratch_dir() as workdir, live_controller(workdir) as live:
-        yield live
-        check_db_invariants(live.db_path)
 
 
 @pytest.fixture

@@ -6,18 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-
-import pytest
 
 from controller.cli.registry import discover
-from tests.integration.controller_harness import ROOT, LiveController, live_controller, scratch_dir
-
-
-@pytest.fixture(scope="module")
-def live() -> Iterator[LiveController]:
-    with scratch_dir() as workdir, live_controller(workdir) as live:
-        yield live
+from tests.integration.controller_harness import ROOT, LiveController, scratch_dir
 
 
 def loomctl(live: LiveController, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
