@@ -175,14 +175,6 @@ class SubnetAddresses:
     def allocate(self, exclude: Collection[int] = ()) -> int | None:
         return self.allocator.allocate(exclude)
 
-    def first_free_in_pools(self, exclude: Collection[int] = ()) -> int | None:
-        """The lowest free pool address (the DHCP port's preference); linear, used rarely."""
-        for start, end in self.pools:
-            for ip in range(start, end + 1):
-                if ip not in self.owners and ip not in exclude:
-                    return ip
-        return None
-
     def assign(self, ip: int, port_id: str) -> None:
         self.owners[ip] = port_id
         self.allocator.mark(ip)

@@ -57,9 +57,6 @@ class NetworkPaths:
     def log_file(self) -> Path:
         return self.dir / "dnsmasq.log"
 
-    def host_file(self, port_id: str) -> Path:
-        return self.hosts_dir / safe_name(port_id)
-
 
 def network_paths(root: Path, network_id: str) -> NetworkPaths:
     return NetworkPaths(root / safe_name(network_id))

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import netaddr
 
-from controller.api.errors import ApiError, invalid
+from controller.api.errors import invalid
 from controller.ipam import MIN_MTU, VLAN_MAX, VLAN_MIN, VNI_MAX, VNI_MIN, default_pools, int_to_ip
-from controller.model import NETWORK_TYPES, PORT_STAGES
+from controller.model import NETWORK_TYPES, PORT_STATUSES
 
 MAX_NAME = 255
 MAX_DNS_NAMESERVERS = 5
@@ -25,7 +25,6 @@ MAX_USER_DATA = 64 * 1024
 MAX_METADATA_ITEMS = 128
 MAX_PUBLIC_KEYS = 32
 MAX_PUBLIC_KEY = 16 * 1024
-PORT_STATUSES = ("DOWN", "BUILD", "ACTIVE", "ERROR")
 
 _CIDR_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}/\d{1,2}$")
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}$")
@@ -243,14 +242,3 @@ def port_status(field: str, value: str) -> str:
     if value not in PORT_STATUSES:
         raise invalid(field, f"unknown status {value!r}; must be one of {', '.join(PORT_STATUSES)}")
     return value
-
-
-def stage_name(field: str, value: str) -> str:
-    if value not in PORT_STAGES:
-        raise invalid(field, f"unknown stage {value!r}; must be one of {', '.join(PORT_STAGES)}")
-    return value
-
-
-def check(condition: bool, error: ApiError) -> None:
-    if not condition:
-        raise error

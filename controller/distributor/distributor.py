@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -412,18 +412,9 @@ class Distributor:
             if rec is not None:
                 rec.subscribers.discard(sub)
 
-    def has_stream(self, host: str) -> bool:
-        with self.lock:
-            rec = self.records.get(host)
-            return bool(rec and rec.subscribers)
-
     def host_record(self, host: str) -> HostRecord | None:
         with self.lock:
             return self.records.get(host)
-
-    def hosts(self) -> Iterable[str]:
-        with self.lock:
-            return list(self.records)
 
 
 def in_dataplane(port: Port) -> bool:

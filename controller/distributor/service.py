@@ -23,7 +23,7 @@ from controller.distributor.status import HostFacts, PortStatusTracker
 from controller.model import Agent, Network, Port
 from controller.store.base import Store
 from dataplane.logs import get_logger
-from dataplane.openflow.cookie import describe_cookie, owner_labels, split_cookie
+from dataplane.openflow.cookie import describe_cookie, owner_labels
 from protos.loom.v1 import agent_pb2, agent_pb2_grpc, network_pb2
 
 log = get_logger(__name__)
@@ -206,12 +206,3 @@ def _owner_names(store: Store) -> dict[int, str]:
         if isinstance(p, Port)
     ]
     return owner_labels(networks, ports)
-
-
-def owner_of(store: Store, cookie: int) -> str:
-    """Name the object behind a flow cookie (for traces of a live switch)."""
-    try:
-        split_cookie(cookie)
-    except ValueError:
-        return describe_cookie(cookie)
-    return _owner_names(store).get(cookie, describe_cookie(cookie))
