@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from controller.cli.output import Column, print_json, print_table
 from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
 
 PAGE_SIZE = 500
@@ -41,6 +42,24 @@ class Cli:
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
+
+    # ------------------------------------------------------------- output
+
+    def print_list(self, items: list[Any], columns: list[Column]) -> None:
+        """A List call's objects: JSON with --json, else a table."""
+        if self.json:
+            print_json(items)
+        else:
+            print_table(items, columns)
+
+    def delete_each(self, kind: str, delete: Callable[..., Any], refs: list[str]) -> None:
+        """Delete the objects named by ``refs`` (ids or names) in order, saying each one's revision."""
+        for ref in refs:
+            response = delete(network_pb2.DeleteRequest(id=self.resolve(kind, ref)), timeout=self.timeout)
+            if self.json:
+                print_json(response)
+            else:
+                print(f"deleted {kind} {ref} (revision {response.revision})")
 
     # ------------------------------------------------------------- lookups
 

@@ -9,7 +9,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from controller.cli.args import key_value
 from controller.cli.client import Cli, CliError
-from controller.cli.output import Lines, print_fields, print_json, print_table, timestamp
+from controller.cli.output import Lines, print_fields, print_json, timestamp
 from controller.cli.registry import CommandGroup, subcommands
 from protos.loom.v1 import compute_pb2, network_pb2, resources_pb2
 
@@ -94,11 +94,7 @@ def create(args: argparse.Namespace, cli: Cli) -> int:
 
 def list_(args: argparse.Namespace, cli: Cli) -> int:
     request = compute_pb2.ListInstancesRequest(name=args.name, project_id=args.project, host=args.host)
-    instances = list(cli.list_all(cli.compute.ListInstances, request, "instances"))
-    if cli.json:
-        print_json(instances)
-    else:
-        print_table(instances, COLUMNS)
+    cli.print_list(list(cli.list_all(cli.compute.ListInstances, request, "instances")), COLUMNS)
     return 0
 
 
@@ -122,13 +118,7 @@ def update(args: argparse.Namespace, cli: Cli) -> int:
 
 
 def delete(args: argparse.Namespace, cli: Cli) -> int:
-    for ref in args.instances:
-        request = network_pb2.DeleteRequest(id=cli.resolve("instance", ref))
-        response = cli.compute.DeleteInstance(request, timeout=cli.timeout)
-        if cli.json:
-            print_json(response)
-        else:
-            print(f"deleted instance {ref} (revision {response.revision})")
+    cli.delete_each("instance", cli.compute.DeleteInstance, args.instances)
     return 0
 
 

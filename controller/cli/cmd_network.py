@@ -8,7 +8,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from controller.cli.args import add_toggle
 from controller.cli.client import Cli
-from controller.cli.output import print_fields, print_json, print_table, timestamp
+from controller.cli.output import print_fields, print_json, timestamp
 from controller.cli.registry import CommandGroup, subcommands
 from protos.loom.v1 import network_pb2, resources_pb2
 
@@ -68,11 +68,7 @@ def create(args: argparse.Namespace, cli: Cli) -> int:
 
 def list_(args: argparse.Namespace, cli: Cli) -> int:
     request = network_pb2.ListNetworksRequest(name=args.name, project_id=args.project)
-    networks = list(cli.list_all(cli.network.ListNetworks, request, "networks"))
-    if cli.json:
-        print_json(networks)
-    else:
-        print_table(networks, COLUMNS)
+    cli.print_list(list(cli.list_all(cli.network.ListNetworks, request, "networks")), COLUMNS)
     return 0
 
 
@@ -105,14 +101,7 @@ def update(args: argparse.Namespace, cli: Cli) -> int:
 
 
 def delete(args: argparse.Namespace, cli: Cli) -> int:
-    for ref in args.networks:
-        response = cli.network.DeleteNetwork(
-            network_pb2.DeleteRequest(id=cli.resolve("network", ref)), timeout=cli.timeout
-        )
-        if not cli.json:
-            print(f"deleted network {ref} (revision {response.revision})")
-        else:
-            print_json(response)
+    cli.delete_each("network", cli.network.DeleteNetwork, args.networks)
     return 0
 
 

@@ -8,7 +8,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from controller.cli.args import add_toggle, key_values
 from controller.cli.client import Cli, CliError
-from controller.cli.output import Lines, print_fields, print_json, print_table, timestamp
+from controller.cli.output import Lines, print_fields, print_json, timestamp
 from controller.cli.registry import CommandGroup, subcommands
 from protos.loom.v1 import network_pb2, resources_pb2
 
@@ -96,11 +96,7 @@ def list_(args: argparse.Namespace, cli: Cli) -> int:
         name=args.name,
         mac_address=args.mac,
     )
-    ports = list(cli.list_all(cli.network.ListPorts, request, "ports"))
-    if cli.json:
-        print_json(ports)
-    else:
-        print_table(ports, COLUMNS)
+    cli.print_list(list(cli.list_all(cli.network.ListPorts, request, "ports")), COLUMNS)
     return 0
 
 
@@ -145,12 +141,7 @@ def update(args: argparse.Namespace, cli: Cli) -> int:
 
 
 def delete(args: argparse.Namespace, cli: Cli) -> int:
-    for ref in args.ports:
-        response = cli.network.DeletePort(network_pb2.DeleteRequest(id=cli.resolve("port", ref)), timeout=cli.timeout)
-        if cli.json:
-            print_json(response)
-        else:
-            print(f"deleted port {ref} (revision {response.revision})")
+    cli.delete_each("port", cli.network.DeletePort, args.ports)
     return 0
 
 

@@ -8,7 +8,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from controller.cli.args import add_toggle, ip_range, route
 from controller.cli.client import Cli, CliError
-from controller.cli.output import print_fields, print_json, print_table, timestamp
+from controller.cli.output import print_fields, print_json, timestamp
 from controller.cli.registry import CommandGroup, subcommands
 from protos.loom.v1 import network_pb2, resources_pb2
 
@@ -84,11 +84,7 @@ def create(args: argparse.Namespace, cli: Cli) -> int:
 def list_(args: argparse.Namespace, cli: Cli) -> int:
     network_id = cli.resolve("network", args.network) if args.network else ""
     request = network_pb2.ListSubnetsRequest(network_id=network_id, name=args.name, project_id=args.project)
-    subnets = list(cli.list_all(cli.network.ListSubnets, request, "subnets"))
-    if cli.json:
-        print_json(subnets)
-    else:
-        print_table(subnets, COLUMNS)
+    cli.print_list(list(cli.list_all(cli.network.ListSubnets, request, "subnets")), COLUMNS)
     return 0
 
 
@@ -111,14 +107,7 @@ def update(args: argparse.Namespace, cli: Cli) -> int:
 
 
 def delete(args: argparse.Namespace, cli: Cli) -> int:
-    for ref in args.subnets:
-        response = cli.network.DeleteSubnet(
-            network_pb2.DeleteRequest(id=cli.resolve("subnet", ref)), timeout=cli.timeout
-        )
-        if cli.json:
-            print_json(response)
-        else:
-            print(f"deleted subnet {ref} (revision {response.revision})")
+    cli.delete_each("subnet", cli.network.DeleteSubnet, args.subnets)
     return 0
 
 
