@@ -28,10 +28,9 @@ def start_metadata_service(server: grpc.Server, ctx: ControllerContext) -> Itera
     if not cfg.metadata_listen:
         return []
     host, _, port = cfg.metadata_listen.rpartition(":")
-    source = StoreMetadataSource(ctx.store)
+    source = StoreMetadataSource(ctx.store, ctx.network.device_port_ids)
     service = MetadataServer(source, cfg.metadata_secret, host or "0.0.0.0", int(port))
     address = service.start()
-    ctx.on_stop.append(source.close)
     ctx.on_stop.append(service.stop)
     log.info("metadata service serving", listen=f"{address[0]}:{address[1]}", url=cfg.metadata_url)
     return []

@@ -82,14 +82,19 @@ class Controller:
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
-        for hook in reversed(self.context.on_stop):
-            try:
-                hook()
-            except Exception:
-                log.exception("stop hook failed")
-        self.context.network.close()
-        self.context.store.close()
+        close_context(self.context)
         log.info("controller stopped")
+
+
+def close_context(ctx: ControllerContext) -> None:
+    """Run the on_stop hooks (newest first), then close the API and the store."""
+    for hook in reversed(ctx.on_stop):
+        try:
+            hook()
+        except Exception:
+            log.exception("stop hook failed")
+    ctx.network.close()
+    ctx.store.close()
 
 
 def build_context(config: ControllerConfig) -> ControllerContext:
@@ -128,8 +133,8 @@ def build_server(
     try:
         port = server.add_insecure_port(config.listen)
     except RuntimeError as exc:
-        ctx.network.close()
-        ctx.store.close()
+        # Registrars may already run threads (the distributor, the metadata service): stop them too.
+        close_context(ctx)
         raise OSError(f"cannot listen on {config.listen}: {exc}") from exc
     return Controller(server=server, context=ctx, port=port, health=health_servicer)
 
