@@ -66,7 +66,6 @@ class _Network:
     opts: str | None = None  # options file content on disk
     host_files: dict[str, str] = field(default_factory=dict)  # file name -> content on disk
     rendered: dict[str, tuple[DhcpHostEntry, str, str]] = field(default_factory=dict)  # port -> (entry, file, text)
-    ports: set[str] = field(default_factory=set)  # local ports of this network (with or without a lease)
     pid: int | None = None
     error: str = ""
     crashes: list[float] = field(default_factory=list)
@@ -151,8 +150,6 @@ class DhcpManager:
             state = self._networks.get(network_id) if network_id else None
             if state is None:
                 return False
-            if port_id not in state.ports:
-                return False
             name = safe_name(port_id)
             if name not in state.host_files:
                 return True  # nothing to lease
@@ -186,7 +183,6 @@ class DhcpManager:
             self._networks[network_id] = state
         namespace_changed = state.config.namespace != config.namespace
         state.config = config
-        state.ports = {e.port_id for e in entries}
 
         if not config.subnets:
             # Nothing to serve: no dnsmasq, every port is "DHCP ready" (DHCP off).

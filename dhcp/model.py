@@ -7,6 +7,7 @@ advertisements are future work).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class DhcpSubnetConfig:
 
     @property
     def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.IPv4Network(self.cidr, strict=False)
+        return _ipv4_network(self.cidr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +78,9 @@ class DhcpHostEntry:
     mac: str
     ips: tuple[str, ...] = ()
     hostname: str = ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
+    # Parsed once per CIDR: subnet_of runs for every address of every port on every agent reconcile.
+    return ipaddress.IPv4Network(cidr, strict=False)
