@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from dataplane.logs import get_logger
 
 from .paths import NetworkPaths
-from .process import is_running, named_netns, process_netns, read_cmdline, read_pid_file
+from .process import is_running, named_netns, process_netns, read_cmdline, read_pid_file, rotate_log
 
 log = get_logger(__name__)
 
 START_TIMEOUT = 10.0
-LOG_ROTATE_BYTES = 8 << 20
 
 
 class DnsmasqError(RuntimeError):
@@ -56,7 +55,7 @@ def running_instance(paths: NetworkPaths, argv: list[str], namespace: str) -> Ru
 def start(paths: NetworkPaths, argv: list[str], namespace: str) -> RunningDnsmasq:
     """Start dnsmasq for a network inside ``namespace``; returns once it serves DHCP."""
     paths.pid_file.unlink(missing_ok=True)
-    _rotate_log(paths)
+    rotate_log(paths.log_file)
     started = time.monotonic()
     try:
         result = subprocess.run(
@@ -76,12 +75,3 @@ def start(paths: NetworkPaths, argv: list[str], namespace: str) -> RunningDnsmas
         raise DnsmasqError("dnsmasq started but its pid file names no live process")
     log.info("dnsmasq started", namespace=namespace, pid=pid, ms=round((time.monotonic() - started) * 1000, 1))
     return RunningDnsmasq(pid, tuple(argv))
-
-
-def _rotate_log(paths: NetworkPaths) -> None:
-    """Keep one previous log; a log only grows while its dnsmasq runs."""
-    try:
-        if paths.log_file.stat().st_size > LOG_ROTATE_BYTES:
-            paths.log_file.replace(paths.log_file.with_suffix(".log.1"))
-    except FileNotFoundError:
-        pass

@@ -44,15 +44,15 @@ from .process import (
     find_processes,
     named_netns,
     process_netns,
+    record_crash,
     send_signal,
     terminate,
+    write_atomically,
 )
 from .render import dnsmasq_argv, render_host_file, render_opts
 
 log = get_logger(__name__)
 
-CRASH_WINDOW = 30.0  # seconds: crashes closer together than this back off
-MAX_BACKOFF = 10.0
 START_RETRY = 1.0  # seconds between attempts when dnsmasq cannot start (e.g. the namespace is not there yet)
 
 
@@ -201,7 +201,7 @@ class DhcpManager:
 
         opts = render_opts(config)
         if opts != state.opts:
-            self._write(paths, paths.opts_file, opts)
+            write_atomically(paths.tmp_dir, paths.opts_file, opts.encode())
             state.opts = opts
             needs_hup = True
 
@@ -220,7 +220,7 @@ class DhcpManager:
             old = state.host_files.get(name)
             if old == content:
                 continue
-            self._write(paths, paths.hosts_dir / name, content)
+            write_atomically(paths.tmp_dir, paths.hosts_dir / name, content.encode())
             state.host_files[name] = content
             if old is not None:
                 needs_hup = True  # dnsmasq would keep the old record beside the new one
@@ -324,13 +324,12 @@ class DhcpManager:
             if self._closed or state is None or state.pid != pid:
                 return
             state.pid = None
-            now = time.monotonic()
-            state.crashes = [t for t in state.crashes if now - t < CRASH_WINDOW] + [now]
+            state.crashes, retry_at = record_crash(state.crashes, time.monotonic())
             log.warning("dnsmasq exited", network_id=network_id, pid=pid, recent_crashes=len(state.crashes))
-            if len(state.crashes) <= 1:
+            if retry_at is None:
                 self._try_start(state)
             else:
-                state.retry_at = now + min(MAX_BACKOFF, 0.25 * 2 ** (len(state.crashes) - 1))
+                state.retry_at = retry_at
 
     def _on_tick(self) -> None:
         with self._lock:
@@ -362,14 +361,6 @@ class DhcpManager:
                         state.host_files[entry.name] = f.read()
                 except OSError:
                     continue
-
-    @staticmethod
-    def _write(paths: NetworkPaths, target: Path, content: str) -> None:
-        # Written beside, then renamed: dnsmasq never reads a half-written file.
-        tmp = paths.tmp_dir / target.name
-        with open(tmp, "w") as f:
-            f.write(content)
-        os.replace(tmp, target)
 
 
 def _warn_unless_traversable(path: Path) -> None:

@@ -23,6 +23,9 @@ from dataplane.logs import get_logger
 log = get_logger(__name__)
 
 NETNS_DIR = Path("/run/netns")
+CRASH_WINDOW = 30.0  # seconds: crashes closer together than this back off
+MAX_BACKOFF = 10.0  # seconds, the longest wait before restarting a crashing helper
+LOG_ROTATE_BYTES = 8 << 20
 
 NamespaceId = tuple[int, int]  # (st_dev, st_ino) of a network namespace
 
@@ -240,3 +243,34 @@ class ProcessWatcher:
             fn(*args)
         except Exception:
             log.exception("process watcher callback failed", watcher=self._name)
+
+
+def record_crash(crashes: list[float], now: float) -> tuple[list[float], float | None]:
+    """A helper exited at ``now``: its recent crash times, and when to restart it (None: at once).
+
+    A first crash restarts at once; each further one within ``CRASH_WINDOW`` doubles the wait, up to
+    ``MAX_BACKOFF``, so a helper that cannot run does not spin.
+    """
+    recent = [t for t in crashes if now - t < CRASH_WINDOW] + [now]
+    if len(recent) <= 1:
+        return recent, None
+    return recent, now + min(MAX_BACKOFF, 0.25 * 2 ** (len(recent) - 1))
+
+
+def rotate_log(path: Path) -> None:
+    """Keep one previous log once ``path`` passes ``LOG_ROTATE_BYTES`` (a log only grows while its helper runs)."""
+    try:
+        if path.stat().st_size > LOG_ROTATE_BYTES:
+            path.replace(path.with_suffix(".log.1"))
+    except FileNotFoundError:
+        pass
+
+
+def write_atomically(tmp_dir: Path, target: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``target`` beside it in ``tmp_dir`` (same file system), then rename: a helper never reads half a file."""
+    tmp = tmp_dir / target.name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)  # O_CREAT's mode passes through the umask, and an existing file keeps its own
+    os.replace(tmp, target)

@@ -25,7 +25,17 @@ from pathlib import Path
 
 from dataplane.logs import get_logger
 from dhcp.paths import safe_name
-from dhcp.process import ProcessWatcher, find_processes, is_running, read_cmdline, read_pid_file, terminate
+from dhcp.process import (
+    ProcessWatcher,
+    find_processes,
+    is_running,
+    read_cmdline,
+    read_pid_file,
+    record_crash,
+    rotate_log,
+    terminate,
+    write_atomically,
+)
 
 from .control import control_request
 from .model import MetadataIdentity, MetadataNetwork, network_from_json, network_to_json
@@ -34,9 +44,6 @@ log = get_logger(__name__)
 
 _KEY = "metadata-proxy"
 START_TIMEOUT = 10.0
-CRASH_WINDOW = 30.0
-MAX_BACKOFF = 10.0
-LOG_ROTATE_BYTES = 8 << 20
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -184,7 +191,7 @@ class MetadataProxyManager:
     # ------------------------------------------------------------------ process
 
     def _start_process(self) -> None:
-        _rotate(self.log_file)
+        rotate_log(self.log_file)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH", "")]))
         with open(self.log_file, "ab") as log_out:
@@ -230,14 +237,13 @@ class MetadataProxyManager:
             self._pid = None
             for network_id in self._ready_ports:
                 self._ready_ports[network_id] = {}
-            now = time.monotonic()
-            self._crashes = [t for t in self._crashes if now - t < CRASH_WINDOW] + [now]
+            self._crashes, retry_at = record_crash(self._crashes, time.monotonic())
             log.warning("metadata proxy exited", pid=pid, recent_crashes=len(self._crashes))
-            if len(self._crashes) <= 1:
+            if retry_at is None:
                 self._start_process()
                 self._needs_reload = True
             else:
-                self._retry_at = now + min(MAX_BACKOFF, 0.25 * 2 ** (len(self._crashes) - 1))
+                self._retry_at = retry_at
 
     def _on_tick(self) -> None:
         with self._lock:
@@ -271,12 +277,7 @@ class MetadataProxyManager:
                 self._port_network.setdefault(port_id, network_id)
 
     def _write(self, target: Path, data: bytes, mode: int = 0o644) -> None:
-        tmp = self.tmp_dir / target.name
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        write_atomically(self.tmp_dir, target, data, mode)
 
 
 def _identities_by_port(config: MetadataNetwork) -> dict[str, frozenset[MetadataIdentity]]:
@@ -284,11 +285,3 @@ def _identities_by_port(config: MetadataNetwork) -> dict[str, frozenset[Metadata
     for identity in config.identities:
         by_port.setdefault(identity.port_id, set()).add(identity)
     return {port_id: frozenset(identities) for port_id, identities in by_port.items()}
-
-
-def _rotate(path: Path) -> None:
-    try:
-        if path.stat().st_size > LOG_ROTATE_BYTES:
-            path.replace(path.with_suffix(".log.1"))
-    except FileNotFoundError:
-        pass
