@@ -7,26 +7,12 @@ socket, and exits; the proxy's event loop then serves that socket from the host 
 
 from __future__ import annotations
 
-import ctypes
-import os
 import socket
 import threading
-from pathlib import Path
 
-CLONE_NEWNET = 0x40000000
+from vif import netns
+
 IP_FREEBIND = 15  # linux/in.h: bind before the address is configured on the interface
-NETNS_DIR = Path("/run/netns")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def netns_id(namespace: str) -> tuple[int, int] | None:
-    """Identity of a named namespace (changes when it is deleted and created again), or None."""
-    try:
-        st = os.stat(NETNS_DIR / namespace)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
 
 
 def listen_in_netns(namespace: str, ip: str, port: int, backlog: int = 1024) -> socket.socket:
@@ -36,13 +22,7 @@ def listen_in_netns(namespace: str, ip: str, port: int, backlog: int = 1024) -> 
 
     def create() -> None:
         try:
-            fd = os.open(NETNS_DIR / namespace, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {namespace}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
+            netns.enter_thread(namespace)  # this thread only, and it ends here
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

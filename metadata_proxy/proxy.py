@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from dataplane.logs import get_logger
+from dhcp.process import named_netns
+from vif.netns import NetnsError
 
 from .http import HttpError, HttpRequest, HttpResponse, encode_response, parse_request, simple_response
 from .model import MetadataIdentity, MetadataNetwork, network_from_json
-from .netns import listen_in_netns, netns_id
+from .netns import listen_in_netns
 from .upstream import UpstreamAddress, UpstreamPool
 
 log = get_logger(__name__)
@@ -167,7 +169,7 @@ class MetadataProxy:
     async def _ensure_listener(self, state: _NetworkState) -> None:
         config = state.config
         assert config is not None
-        wanted = (config.namespace, netns_id(config.namespace), config.listen_ip, config.listen_port)
+        wanted = (config.namespace, named_netns(config.namespace), config.listen_ip, config.listen_port)
         if state.server is not None and state.listen_key == wanted:
             return
         await self._close_listener(state)
@@ -180,7 +182,7 @@ class MetadataProxy:
             state.server = await asyncio.get_running_loop().create_server(
                 lambda: ClientConnection(self, network_id), sock=sock
             )
-        except OSError as exc:
+        except (OSError, NetnsError) as exc:
             state.error = str(exc)
             log.error("metadata listener failed", network_id=network_id, namespace=config.namespace, error=state.error)
             return
