@@ -106,10 +106,8 @@ class Agent:
         if cfg.underlay_nic:
             self.driver.ensure_underlay(cfg.underlay_nic, f"{cfg.tunnel_ip}/{cfg.underlay_prefix}")
         self.driver.ensure_tunnel_port(cfg.tunnel_ip)
+        # Reports the VIFs present now to _on_vif before it returns (a resync on attach).
         self.monitor = self.driver.monitor_interfaces(callback=self._on_vif)
-        with self._lock:
-            for iface_id, ev in self.monitor.present().items():
-                self._vifs[iface_id] = ev
         self.localports.adopt()
         _traversable(self.config.run_dir)
         if self.tunnels is not None:

@@ -112,8 +112,3 @@ class LocalportManager:
     def _remove(self, state: LocalportState) -> None:
         self.driver.remove_localport(state.name, state.netns, delete_netns=True)
         log.info("localport removed", network_id=state.network_id, netns=state.netns)
-
-    def remove_all(self) -> None:
-        for state in list(self.ports.values()):
-            self._remove(state)
-        self.ports.clear()

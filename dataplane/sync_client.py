@@ -54,7 +54,6 @@ class ControllerClient:
         self.channel = grpc.insecure_channel(target, options=_CHANNEL_OPTIONS)
         self.stub = agent_pb2_grpc.AgentServiceStub(self.channel)
         self.heartbeat_interval = 2.0
-        self.underlay_mtu = 0
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._call: grpc.Future | None = None
@@ -91,7 +90,6 @@ class ControllerClient:
                     timeout=5,
                 )
                 self.heartbeat_interval = resp.heartbeat_interval or self.heartbeat_interval
-                self.underlay_mtu = resp.underlay_mtu
                 revision, epoch = self.position()
                 call = self.stub.Sync(agent_pb2.SyncRequest(host=self.reg.host, last_revision=revision, epoch=epoch))
                 self._call = call

@@ -18,11 +18,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from dataplane.logs import get_logger
 from vif import netns as ns
+from vif.names import IFNAMSIZ
 from vif.offload import disable_tx_checksum
 
 log = get_logger(__name__)
-
-IFNAMSIZ = 15  # usable characters in a Linux device name
 
 
 class LinkError(RuntimeError):
@@ -80,6 +79,14 @@ def _get(ipr: IPRoute, ifname: str) -> LinkInfo | None:
     return _info(msgs[0]) if msgs else None
 
 
+def _require(ipr: IPRoute, ifname: str, netns: str | None) -> LinkInfo:
+    """The device ``ifname``; LinkError when it does not exist."""
+    link = _get(ipr, ifname)
+    if link is None:
+        raise LinkError(f"device {ifname} does not exist in {_where(netns)}")
+    return link
+
+
 def get_link(ifname: str, netns: str | None = None) -> LinkInfo | None:
     """The device ``ifname``, or None when it does not exist."""
     with iproute(netns) as ipr:
@@ -131,9 +138,7 @@ def _set_link(
     link: LinkInfo | None = None,
 ) -> LinkInfo:
     """set_link on an open handle; ``link`` (if the caller just read it) saves a netlink round trip."""
-    link = link or _get(ipr, ifname)
-    if link is None:
-        raise LinkError(f"device {ifname} does not exist in {_where(netns)}")
+    link = link or _require(ipr, ifname, netns)
     changes: dict[str, object] = {}
     if mac is not None and link.mac != mac.lower():
         changes["address"] = mac.lower()
@@ -250,9 +255,7 @@ def set_addresses(ifname: str, cidrs: Sequence[str], netns: str | None = None, *
     """Give ``ifname`` the addresses ``cidrs``; with ``exact`` remove the others (not link-local IPv6)."""
     wanted = {ipaddress.ip_interface(c) for c in cidrs}
     with iproute(netns) as ipr:
-        link = _get(ipr, ifname)
-        if link is None:
-            raise LinkError(f"device {ifname} does not exist in {_where(netns)}")
+        link = _require(ipr, ifname, netns)
         have = _addresses(ipr, link.index)
         # Remove first: deleting a subnet's primary address takes its secondaries with it.
         if exact:
@@ -312,9 +315,7 @@ def gateway_routes(ifname: str, netns: str | None = None) -> list[RouteInfo]:
 
 def add_route(dst: str, gateway: str, ifname: str, netns: str | None = None) -> None:
     with iproute(netns) as ipr:
-        link = _get(ipr, ifname)
-        if link is None:
-            raise LinkError(f"device {ifname} does not exist in {_where(netns)}")
+        link = _require(ipr, ifname, netns)
         ipr.route("replace", dst=dst, gateway=gateway, oif=link.index)
 
 

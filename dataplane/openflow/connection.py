@@ -6,14 +6,13 @@ management socket every bridge listens on (``unix:<OVS_RUNDIR>/<bridge>.mgmt``;
 controller entry is written to OVSDB, so there is no reconnect backoff and no
 in-band flows to hide.
 
-Sending is thread-safe. :meth:`OFConnection.write` batches whole messages into
-~64 KiB socket writes; :meth:`OFConnection.send` writes at once. A reader
-thread answers echo requests, turns replies into futures by xid (barrier,
-bundle control, features, multipart replies assembled into one list of
-bodies), and keeps errors that no future waits for (e.g. one bundled flow mod
-that OVS rejected) until :meth:`OFConnection.pop_errors` collects them by xid.
-The reader only slices messages apart; parsing (flow dumps) happens in the
-caller's thread, so the reader is never the bottleneck.
+Sending (:meth:`OFConnection.send`: whole messages, written at once) is
+thread-safe. A reader thread answers echo requests, turns replies into futures
+by xid (barrier, bundle control, features, multipart replies assembled into one
+list of bodies), and keeps errors that no future waits for (e.g. one bundled
+flow mod that OVS rejected) until :meth:`OFConnection.pop_errors` collects
+them by xid. The reader only slices messages apart; parsing (flow dumps)
+happens in the caller's thread, so the reader is never the bottleneck.
 
 Non-hot-path messages are built and parsed with os-ken's ``ofproto_v1_3_parser``;
 errors are decoded to readable names with os-ken's tables.
@@ -43,7 +42,7 @@ from dataplane.openflow.encode import NX_EXPERIMENTER_ID, OFP_VERSION, OFPTT_ALL
 log = get_logger(__name__)
 
 DEFAULT_OVS_RUNDIR = "/var/run/openvswitch"
-WRITE_BATCH_BYTES = 64 * 1024
+WRITE_BATCH_BYTES = 64 * 1024  # what callers gather into one send (see FlowInstaller)
 _RECV_BYTES = 1 << 20
 _SOCKET_BUFFER_BYTES = 4 << 20
 _MAX_KEPT_ERRORS = 10_000
@@ -143,7 +142,6 @@ class OFConnection:
         self._sock = self._connect(target, timeout)
         self._send_lock = threading.Lock()
         self._state_lock = threading.Lock()  # guards xids, futures, multipart parts and errors
-        self._wbuf = bytearray()
         self._next_xid = 1
         self._next_bundle = 1
         self._futures: dict[int, Future[object]] = {}
@@ -277,28 +275,9 @@ class OFConnection:
     # ------------------------------------------------------------ sending
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Write whole messages now (after anything batched by :meth:`write`)."""
+        """Write whole messages now."""
         with self._send_lock:
-            if self._wbuf:
-                data = bytes(self._wbuf) + bytes(data)
-                self._wbuf.clear()
             self._sendall(data)
-
-    def write(self, message: bytes) -> None:
-        """Queue one whole message; the queue goes out in ~64 KiB writes (call :meth:`flush` to push it)."""
-        with self._send_lock:
-            self._wbuf += message
-            if len(self._wbuf) >= WRITE_BATCH_BYTES:
-                data = bytes(self._wbuf)
-                self._wbuf.clear()
-                self._sendall(data)
-
-    def flush(self) -> None:
-        with self._send_lock:
-            if self._wbuf:
-                data = bytes(self._wbuf)
-                self._wbuf.clear()
-                self._sendall(data)
 
     def _send_quietly(self, data: bytes) -> None:
         try:

@@ -51,7 +51,6 @@ from dataplane.openflow.flow import (
     DecTtl,
     Flow,
     Match,
-    MatchField,
     Move,
     Nat,
     Output,
@@ -195,13 +194,6 @@ _MATCH_PREFIX: dict[str, tuple[int, bytes, bytes, int]] = {
     )
     for name, spec in FIELDS.items()
 }
-
-
-def encode_match_field(mf: MatchField) -> bytes:
-    _, header, masked_header, n = _MATCH_PREFIX[mf.name]
-    if mf.mask is None:
-        return header + mf.value.to_bytes(n, "big")
-    return masked_header + mf.value.to_bytes(n, "big") + mf.mask.to_bytes(n, "big")
 
 
 def encode_match(match: Match) -> bytes:
@@ -452,9 +444,6 @@ class FlowEncoder:
         self._outputs.clear()
         self._resubmits.clear()
         self._cts.clear()
-
-    def match(self, match: Match) -> bytes:
-        return encode_match(match)
 
     def actions(self, actions: tuple[Action, ...]) -> bytes:
         hit = self._by_identity.get(id(actions))

@@ -173,14 +173,14 @@ class FlowInstaller:
 
     # ------------------------------------------------------------ sync
 
-    def sync(self, desired: Iterable[WireFlow], *, redump: bool = False) -> SyncResult:
+    def sync(self, desired: Iterable[WireFlow]) -> SyncResult:
         """Make the bridge hold exactly ``desired`` (complete state), in one atomic bundle.
 
         Raises BundleError (nothing changed), DuplicateFlowError (nothing changed), or
         ConnectionClosed (outcome unknown: the next sync dumps the switch again).
         """
         start = time.perf_counter()
-        from_dump = redump or self._installed is None
+        from_dump = self._installed is None
         try:
             with _gc_paused():
                 if from_dump:

@@ -17,16 +17,11 @@ from typing import Any
 from dataplane.constants import BR_INT, BR_PHY, TUNNEL_OFPORT, TUNNEL_PORT_NAME, VXLAN_UDP_PORT
 from dataplane.logs import get_logger
 from dataplane.ovs import localport, underlay
-from dataplane.ovs.idl import OvsdbClient, OvsdbError, TxnContext
+from dataplane.ovs.idl import OvsdbClient, OvsdbError, TxnContext, opt_value
 from dataplane.ovs.monitor import InterfaceMonitor
 from dataplane.ovs.types import ATTACHED_MAC, IFACE_ID, LOOM_OWNER, InterfaceEvent, LocalPort, PortInfo
 
 log = get_logger(__name__)
-
-
-def _opt(value: list[Any]) -> Any | None:
-    """An optional OVSDB column (a 0- or 1-element list in python-ovs) as a value or None."""
-    return value[0] if value else None
 
 
 def port_info(bridge: Any, port: Any) -> PortInfo:
@@ -36,12 +31,12 @@ def port_info(bridge: Any, port: Any) -> PortInfo:
     return PortInfo(
         name=port.name,
         bridge=bridge.name,
-        ofport=(_opt(iface.ofport) or 0) if iface is not None else 0,
+        ofport=(opt_value(iface.ofport) or 0) if iface is not None else 0,
         type=iface.type if iface is not None else "",
         iface_id=ext.get(IFACE_ID, ""),
         attached_mac=ext.get(ATTACHED_MAC, ""),
-        ofport_request=_opt(iface.ofport_request) if iface is not None else None,
-        error=_opt(iface.error) if iface is not None else None,
+        ofport_request=opt_value(iface.ofport_request) if iface is not None else None,
+        error=opt_value(iface.error) if iface is not None else None,
         external_ids=ext,
         options=dict(iface.options) if iface is not None else {},
     )

@@ -97,6 +97,11 @@ def fetch_schema(remote: str, timeout: float) -> dict[str, Any]:
     return reply.result
 
 
+def opt_value(value: list[Any]) -> Any | None:
+    """An optional OVSDB column (a 0- or 1-element list in python-ovs) as a value or None."""
+    return value[0] if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class RowChange:
     """One row change seen by the IDL: table name, event (create/update/delete), the row."""

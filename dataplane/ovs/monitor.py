@@ -24,18 +24,10 @@ from typing import Any
 
 from dataplane.constants import BR_INT
 from dataplane.logs import get_logger
-from dataplane.ovs.idl import OvsdbClient, RowChange
+from dataplane.ovs.idl import OvsdbClient, RowChange, opt_value
 from dataplane.ovs.types import ATTACHED_MAC, IFACE_ID, InterfaceEvent
 
 log = get_logger(__name__)
-
-
-def _opt(value: list[Any]) -> Any | None:
-    return value[0] if value else None
-
-
-def _same(a: InterfaceEvent, b: InterfaceEvent) -> bool:
-    return replace(a, seen_at=0.0) == replace(b, seen_at=0.0)
 
 
 class InterfaceMonitor:
@@ -109,8 +101,8 @@ class InterfaceMonitor:
                 self._reported.pop(uuid)
                 self._emit(replace(prev, present=False, error=None, seen_at=now))
             return
-        ofport = _opt(row.ofport)
-        error = _opt(row.error)
+        ofport = opt_value(row.ofport)
+        error = opt_value(row.error)
         ext = dict(row.external_ids)
         common = {"iface_id": iface_id, "name": row.name, "attached_mac": ext.get(ATTACHED_MAC, "")}
         if ofport == -1 or error:
@@ -121,7 +113,7 @@ class InterfaceMonitor:
             return  # ovs-vswitchd has not numbered it yet
         else:
             event = InterfaceEvent(ofport=ofport, present=True, external_ids=ext, seen_at=now, **common)
-        if prev is not None and _same(prev, event):
+        if prev == event:  # seen_at is not compared
             return
         if prev is not None and prev.present and prev.iface_id != iface_id:
             self._emit(replace(prev, present=False, error=None, seen_at=now))

@@ -46,7 +46,8 @@ class InterfaceEvent:
     present: bool
     error: str | None = None
     external_ids: Mapping[str, str] = field(default_factory=dict)
-    seen_at: float = 0.0  # time.monotonic() when the monitor saw the change
+    # time.monotonic() when the monitor saw the change; not part of the event's identity (==).
+    seen_at: float = field(default=0.0, compare=False)
 
     @property
     def failed(self) -> bool:

@@ -137,6 +137,19 @@ def test_failed_interface_is_an_error_event(driver: OvsDriver, bridge: str) -> N
         assert (gone.present, gone.error) == (False, None)
 
 
+def test_callback_gets_existing_vifs_before_start_returns(driver: OvsDriver, bridge: str, janitor: Janitor) -> None:
+    """The agent relies on this: its VIF table is complete once monitor_interfaces returns."""
+    pid = port_id()
+    add_tap(driver, bridge, janitor, pid)
+    seen: list[InterfaceEvent] = []
+    monitor = driver.monitor_interfaces(callback=seen.append, bridge=bridge)
+    try:
+        assert {e.iface_id: e for e in seen if e.present} == monitor.present()
+        assert list(monitor.present()) == [pid]
+    finally:
+        monitor.stop()
+
+
 def test_callback_mode(driver: OvsDriver, bridge: str, janitor: Janitor) -> None:
     seen: list[InterfaceEvent] = []
     monitor = driver.monitor_interfaces(callback=seen.append, bridge=bridge)
