@@ -44,6 +44,8 @@ class Topology:
         self.vif_ports_by_host: dict[str, dict[str, Port]] = defaultdict(dict)
         # network id -> host -> number of VIF ports of that network on that host
         self.network_hosts: dict[str, dict[str, int]] = defaultdict(dict)
+        # the same counts by host -> network: networks_of_host runs on every port event and recompile
+        self.host_networks: dict[str, dict[str, int]] = defaultdict(dict)
         self.dhcp_ports: dict[str, Port] = {}
 
     # ------------------------------------------------------------ mutation
@@ -86,8 +88,8 @@ class Topology:
         if is_vif_port(port):
             host = port.binding_host_id
             self.vif_ports_by_host[host][port.id] = port
-            counts = self.network_hosts[port.network_id]
-            counts[host] = counts.get(host, 0) + 1
+            _count(self.network_hosts, port.network_id, host, +1)
+            _count(self.host_networks, host, port.network_id, +1)
 
     def _remove_port(self, port_id: str) -> None:
         port = self.ports.pop(port_id, None)
@@ -107,13 +109,8 @@ class Topology:
                 local.pop(port_id, None)
                 if not local:
                     del self.vif_ports_by_host[host]
-            counts = self.network_hosts.get(port.network_id)
-            if counts is not None:
-                counts[host] -= 1
-                if counts[host] <= 0:
-                    del counts[host]
-                if not counts:
-                    del self.network_hosts[port.network_id]
+            _count(self.network_hosts, port.network_id, host, -1)
+            _count(self.host_networks, host, port.network_id, -1)
 
     # ------------------------------------------------------------ queries
 
@@ -121,7 +118,7 @@ class Topology:
         return set(self.network_hosts.get(network_id, ()))
 
     def networks_of_host(self, host: str) -> set[str]:
-        return {p.network_id for p in self.vif_ports_by_host.get(host, {}).values()}
+        return set(self.host_networks.get(host, ()))
 
     def host_has_network(self, host: str, network_id: str) -> bool:
         return host in self.network_hosts.get(network_id, ())
@@ -142,3 +139,15 @@ class Topology:
 
     def instance_of(self, port: Port) -> Instance | None:
         return self.instances.get(port.device_id) if port.device_id else None
+
+
+def _count(counts: dict[str, dict[str, int]], outer: str, inner: str, step: int) -> None:
+    """Add ``step`` to ``counts[outer][inner]``, dropping entries that reach zero."""
+    by_outer = counts[outer]
+    n = by_outer.get(inner, 0) + step
+    if n > 0:
+        by_outer[inner] = n
+    else:
+        by_outer.pop(inner, None)
+    if not by_outer:
+        del counts[outer]
