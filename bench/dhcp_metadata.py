@@ -42,6 +42,7 @@ from controller.model import FixedIP, Instance, Network, Port, Subnet  # noqa: E
 from dhcp.manager import DhcpManager  # noqa: E402
 from dhcp.model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig  # noqa: E402
 from dhcp.process import find_processes, terminate  # noqa: E402
+from lab.mininet.prober import checksum  # noqa: E402
 from metadata_proxy.manager import MetadataProxyManager  # noqa: E402
 from metadata_proxy.model import MetadataIdentity, MetadataNetwork  # noqa: E402
 
@@ -363,13 +364,6 @@ def raw_socket_in(namespace: str, interface: str) -> socket.socket:
     return out[0]
 
 
-def _checksum(data: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
 def dhcp_discover(src_mac: bytes, client_mac: bytes, xid: int) -> bytes:
     options = bytes([53, 1, 1, 55, 5, 1, 3, 6, 26, 121, 255])
     bootp = (
@@ -395,7 +389,7 @@ def dhcp_discover(src_mac: bytes, client_mac: bytes, xid: int) -> bytes:
     )
     udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, b"\0" * 4, b"\xff" * 4)
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
     return b"\xff" * 6 + src_mac + b"\x08\x00" + ip + udp
 
 

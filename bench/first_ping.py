@@ -16,12 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lab.mininet.lab import Lab
+from vif import link
 from vif import netns as ns
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A guest whose first ARP request was dropped retries after 1 s (Linux's retrans_time): a first
 # reply this late means the first ARP was lost.
 ARP_LOST_MS = 900.0
+
+
+def arp_lost(times: list[float]) -> int:
+    """How many rounds' first reply came so late that the guest's first ARP must have been lost."""
+    return sum(1 for t in times if t >= ARP_LOST_MS)
 
 
 def start_prober(netns: str, dest: str) -> subprocess.Popen[str]:
@@ -89,6 +95,15 @@ def forget_neighbor(netns: str, ip: str, dev: str = "eth0") -> None:
     subprocess.run(
         ["ip", "netns", "exec", netns, "ip", "neigh", "del", ip, "dev", dev], check=False, capture_output=True
     )
+
+
+def prepare_vif(netns: str, device: str, mac: str, cidr: str, mtu: int) -> None:
+    """A VM namespace ``netns`` (made if missing) with eth0 (``mac``, ``cidr``) paired to ``device`` here.
+
+    Run it inside the hypervisor (``Lab.call``): ``device`` is left there, not yet attached to any bridge.
+    """
+    link.ensure_veth_pair(device, netns, "eth0", peer_mac=mac, mtu=mtu)  # creates the namespace too
+    link.set_addresses("eth0", [cidr], netns=netns)
 
 
 @contextmanager

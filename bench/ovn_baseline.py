@@ -66,10 +66,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.first_ping import (
     ARP_LOST_MS,
+    arp_lost,
     claimed_netns,
     fire,
     forget_neighbor,
     ms_to_first_reply,
+    prepare_vif,
     prober,
     static_arp,
 )
@@ -79,8 +81,6 @@ from dataplane.logs import get_logger
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Hypervisor, Lab, Vm
 from lab.mininet.ovs_instance import DAEMON_ARGS, DaemonDirs, kill_daemon
-from vif import link
-from vif import netns as ns
 from vif.names import vif_device_name
 from vif.plug import plug_veth, unplug
 
@@ -177,7 +177,7 @@ class OvnResults:
 
     @property
     def plug_arp_lost(self) -> int:
-        return sum(1 for t in self.plug if t >= ARP_LOST_MS)
+        return arp_lost(self.plug)
 
     def metrics(self) -> dict[str, float | int]:
         """The ovn_* keys of bench/results/time_to_ping.json."""
@@ -245,8 +245,8 @@ class OvnChassis:
                 log.warning("ovn nb connection did not stop cleanly", error=str(exc))
             self._nb_conn, self.nb = None, None
         for daemon in DAEMONS:
-            if kill_daemon(self.paths.pidfile(daemon), self.paths.root):
-                log.debug("ovn daemon stopped", daemon=daemon)
+            if (pid := kill_daemon(self.paths.pidfile(daemon), self.paths.root)) is not None:
+                log.debug("ovn daemon stopped", daemon=daemon, pid=pid)
         # The lab's teardown kills anything still running from its state dir (our daemons'
         # command lines name it) or inside its namespaces, then removes both.
         self.lab.stop()
@@ -454,13 +454,7 @@ def plug_case(
         ovn.sync()  # northd and ovn-controller have processed the new port before its VIF exists
         try:
             with claimed_netns(ovn.lab, vm_ns):
-
-                def prepare(port: OvnPort = port, vm_ns: str = vm_ns, device: str = device) -> None:
-                    ns.create(vm_ns)
-                    link.ensure_veth_pair(device, vm_ns, "eth0", peer_mac=port.mac, mtu=VM_MTU)
-                    link.set_addresses("eth0", [port.cidr], netns=vm_ns)
-
-                ovn.lab.call(hv, prepare)
+                ovn.lab.call(hv, prepare_vif, vm_ns, device, port.mac, port.cidr, VM_MTU)
                 if static:
                     static_arp(vm_ns, target.address or "", target.mac)
                     static_arp(target.netns, port.ip, port.mac)

@@ -43,10 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.first_ping import (
     ARP_LOST_MS,
+    arp_lost,
     claimed_netns,
     fire,
     forget_neighbor,
     ms_to_first_reply,
+    prepare_vif,
     prober,
     static_arp,
 )
@@ -57,7 +59,6 @@ from lab.mininet.lab import Vm
 from lab.mininet.loom import LabNetwork, LoomLab
 from protos.loom.v1 import network_pb2, resources_pb2
 from vif import link
-from vif import netns as ns
 from vif.names import vif_device_name
 from vif.plug import plug_veth
 
@@ -107,14 +108,8 @@ def plug_case(loom: LoomLab, net: LabNetwork, target: Vm, n: int) -> tuple[list[
         name = f"plug{i}"
         vm_ns = loom.config.vm_netns(name)
         device = vif_device_name(port.id)
-
-        def prepare(port: resources_pb2.Port = port, vm_ns: str = vm_ns, device: str = device, ip: str = ip) -> None:
-            ns.create(vm_ns)
-            link.ensure_veth_pair(device, vm_ns, "eth0", peer_mac=port.mac_address, mtu=1450)
-            link.set_addresses("eth0", [f"{ip}/24"], netns=vm_ns)
-
         with claimed_netns(loom.lab, vm_ns):
-            loom.lab.call(hv, prepare)
+            loom.lab.call(hv, prepare_vif, vm_ns, device, port.mac_address, f"{ip}/24", 1450)
             # IPAM reuses the address the previous round freed: the target must not still map it to the
             # previous VM's MAC (a real guest's gratuitous ARP would fix that; the prober sends none).
             forget_neighbor(target.netns, ip)
@@ -166,10 +161,6 @@ def print_table(rows: list[Row], ports: int, ovn_release: str) -> None:
             f"  {row.case:<44} {_cell(row.loom, None):>9} {_cell(row.loom, 0.99):>9} "
             f"{_cell(row.ovn, None):>9} {_cell(row.ovn, 0.99):>9} {ratio:>9}"
         )
-
-
-def arp_lost(times: list[float]) -> int:
-    return sum(1 for t in times if t >= ARP_LOST_MS)
 
 
 def main() -> int:

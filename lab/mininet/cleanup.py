@@ -35,10 +35,6 @@ class CleanReport:
     state_dirs: list[str] = field(default_factory=list)
     skipped_live: list[str] = field(default_factory=list)  # state dirs of labs still running
 
-    @property
-    def empty(self) -> bool:
-        return not (self.killed or self.netns or self.links or self.state_dirs)
-
 
 def _cmdline(pid: int) -> bytes:
     try:
@@ -57,9 +53,10 @@ def _kill(pid: int, report: CleanReport) -> None:
         return
     try:
         os.kill(pid, signal.SIGKILL)
-        report.killed.append(pid)
     except ProcessLookupError:
-        pass
+        return
+    if pid not in report.killed:  # a daemon killed by its pidfile may linger a moment
+        report.killed.append(pid)
 
 
 def clean(prefix: str = "lab", force: bool = False, state_root: str = STATE_ROOT) -> CleanReport:
@@ -85,8 +82,8 @@ def clean(prefix: str = "lab", force: bool = False, state_root: str = STATE_ROOT
             paths = OvsPaths(os.path.join(path, hv_dir))
             for daemon in DAEMONS:
                 pidfile = paths.pidfile(daemon)
-                if os.path.exists(pidfile) and kill_daemon(pidfile, paths.root, timeout=1.0):
-                    report.killed.append(-1)
+                if os.path.exists(pidfile) and (pid := kill_daemon(pidfile, paths.root, timeout=1.0)) is not None:
+                    report.killed.append(pid)
     # 2. Anything else still running from a stale state dir, or inside a stale lab namespace,
     #    and Mininet host shells of labs not running (their namespaces may have no name yet).
     stale_netns = [n for n in ns.list_names(prefix) if n not in claimed_netns]
@@ -112,7 +109,6 @@ def clean(prefix: str = "lab", force: bool = False, state_root: str = STATE_ROOT
     for path in stale_dirs:
         shutil.rmtree(path, ignore_errors=True)
         report.state_dirs.append(path)
-    report.killed = [p for p in report.killed if p > 0]
     if report.killed or report.netns or report.links:
         log.info(
             "lab leftovers removed",

@@ -56,16 +56,14 @@ def tcp_reaches(src: DemoVm, dst: DemoVm, port: int) -> bool:
 
 def boot(loom: LoomLab, name: str, host: str, net: LabNetwork, workdir: Path, **port: str) -> DemoVm:
     instance = loom.create_instance(name, hostname=name, user_data=f"#!/bin/sh\necho hello from {name}\n".encode())
-    created = loom.create_port(net, host, name, device_id=instance.id, **port)
-    vm = loom.plug(name, created, static_ip=False)
-    loom.wait_port(created.id)
+    vm = loom.boot_vm(name, host, net, dhcp=True, instance=instance, **port)
     lease, seconds = guest.udhcpc(
         vm.netns, "eth0", workdir / name, "-O", "staticroutes", "-O", "mtu", apply=True, tries=3
     )
     if lease is None:
         raise RuntimeError(f"{name}: no DHCP lease")
     print(
-        f"  {name:<6} on {host}: {net.name:<5} mac {created.mac_address}  DHCP {lease['ip']}/{lease['mask']} "
+        f"  {name:<6} on {host}: {net.name:<5} mac {vm.mac}  DHCP {lease['ip']}/{lease['mask']} "
         f"mtu {lease.get('mtu', '?')} in {seconds * 1000:.0f} ms",
         flush=True,
     )

@@ -60,8 +60,6 @@ class Hypervisor:
     mgmt_ip: str
     tunnel_ip: str
     ovs: OvsPaths
-    underlay_nic: str = UNDERLAY_NIC
-    external_nic: str = EXTERNAL_NIC
 
     @property
     def ovsdb_socket(self) -> str:
@@ -448,13 +446,6 @@ class Lab:
         )
         if check and proc.returncode != 0:
             raise LabError(f"VM {v.name}: {' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()}")
-        return proc
-
-    def vm_popen(self, vm: str | Vm, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        """Start a process inside a VM's namespace; stop() kills it if still running."""
-        v = vm if isinstance(vm, Vm) else self.vm(vm)
-        proc = subprocess.Popen(["ip", "netns", "exec", v.netns, *argv], start_new_session=True, **kwargs)
-        self._rt[v.hypervisor].extra.append(proc)
         return proc
 
     def claim_netns(self, netns: str) -> None:

@@ -331,11 +331,18 @@ class LoomLab:
         instance: resources_pb2.Instance | None = None,
         wait: bool = True,
     ) -> Vm:
-        """Create a port bound to ``host``, plug a VM for it, and wait until the port is ACTIVE."""
+        """Create a port bound to ``host``, plug a VM for it, and wait until the port is ACTIVE.
+
+        A VM that cannot be plugged takes its new port with it, so a failed boot leaves nothing behind.
+        """
         port = self.create_port(
             net, host, name, ip=ip, mac=mac, device_id=instance.id if instance else "", device_owner="compute:lab"
         )
-        vm = self.plug(name, port, static_ip=not dhcp)
+        try:
+            vm = self.plug(name, port, static_ip=not dhcp)
+        except BaseException:
+            self.network.DeletePort(network_pb2.DeleteRequest(id=port.id), timeout=10)
+            raise
         if wait:
             self.wait_port(port.id)
         return vm

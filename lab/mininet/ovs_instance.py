@@ -102,25 +102,28 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def kill_daemon(pidfile: str, marker: str, timeout: float = 3.0) -> bool:
-    """SIGTERM (then SIGKILL) the pid in ``pidfile`` if its command line contains ``marker``."""
+def kill_daemon(pidfile: str, marker: str, timeout: float = 3.0) -> int | None:
+    """SIGTERM (then SIGKILL) the pid in ``pidfile`` if its command line contains ``marker``.
+
+    Returns the pid it signalled, or None if there was no such process.
+    """
     pid = _pid_of(pidfile)
     if pid is None or marker not in _cmdline(pid):
-        return False
+        return None
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return False
+        return None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not os.path.exists(f"/proc/{pid}") or _is_zombie(pid):
-            return True
+            return pid
         time.sleep(0.01)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    return True
+    return pid
 
 
 def _is_zombie(pid: int) -> bool:
@@ -202,12 +205,9 @@ class OvsInstance:
 
     def stop_daemon(self, daemon: str) -> bool:
         """Stop one daemon ("ovsdb-server" or "ovs-vswitchd"); True if it was running."""
-        return kill_daemon(self.paths.pidfile(daemon), self.paths.root)
+        return kill_daemon(self.paths.pidfile(daemon), self.paths.root) is not None
 
     def stop(self) -> None:
         for daemon in DAEMONS:
             self.stop_daemon(daemon)
         log.debug("ovs stopped", system_id=self.system_id)
-
-    def pids(self) -> dict[str, int | None]:
-        return {d: _pid_of(self.paths.pidfile(d)) for d in DAEMONS}

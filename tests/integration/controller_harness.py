@@ -129,15 +129,6 @@ class ControllerProcess:
                 self.kill()
 
 
-def status_of(call: Callable[[], Any]) -> grpc.StatusCode:
-    """The status code a call ends with (OK when it succeeds)."""
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code()
-    return grpc.StatusCode.OK
-
-
 def expect(live: LiveController, code: grpc.StatusCode, call: Callable[[], Any], *fragments: str) -> str:
     """The call fails with ``code``, its message holds every fragment, and nothing was stored."""
     revision = live.store.revision

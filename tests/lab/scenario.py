@@ -52,18 +52,16 @@ class Scenario:
         dhcp: bool = False,
         instance: resources_pb2.Instance | None = None,
         wait: bool = True,
-        **port_fields: str,
+        ip: str = "",
+        mac: str = "",
     ) -> Vm:
         """A VM on ``host`` whose port is ACTIVE; its address is static unless ``dhcp``."""
-        vm_name = self.unique(name)
-        if instance is not None:
-            port_fields = {**port_fields, "device_id": instance.id}
-        port = self.loom.create_port(net, host, vm_name, **port_fields)
-        self.ports.append(port.id)
-        vm = self.loom.plug(vm_name, port, static_ip=not dhcp)
+        vm = self.loom.boot_vm(self.unique(name), host, net, ip=ip, mac=mac, dhcp=dhcp, instance=instance, wait=False)
+        # Recorded before the wait, so cleanup removes them if the port never becomes ACTIVE.
+        self.ports.append(vm.port_id)
         self.vms.append(vm)
         if wait:
-            self.loom.wait_port(port.id)
+            self.loom.wait_port(vm.port_id)
         return vm
 
     def udhcpc(self, vm: Vm, *extra: str, apply: bool = True) -> dict[str, str] | None:
