@@ -19,10 +19,10 @@ class CliError(Exception):
 
 
 @dataclass
-class Cli:
+class ApiClient:
+    """The controller's gRPC API at ``server``: a channel opened on first use, and its service stubs."""
+
     server: str
-    json: bool = False
-    timeout: float = 30.0
     _channel: grpc.Channel | None = field(default=None, init=False, repr=False)
 
     @property
@@ -42,6 +42,15 @@ class Cli:
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
+            self._channel = None
+
+
+@dataclass
+class Cli(ApiClient):
+    """What loomctl's commands share: the API, output format and per-call timeout."""
+
+    json: bool = False
+    timeout: float = 30.0
 
     # ------------------------------------------------------------- output
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from controller.cli.client import ApiClient
 from dataplane.logs import get_logger
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Hypervisor, Lab, LabError, Vm
@@ -59,7 +60,7 @@ class LoomLab:
         self.secret = secrets.token_hex(16)
         self.controller: subprocess.Popen[bytes] | None = None
         self._controller_log = None
-        self._channel: grpc.Channel | None = None
+        self.api = ApiClient(self.api_address)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -99,9 +100,7 @@ class LoomLab:
             except Exception as exc:
                 log.warning("agent did not stop cleanly", host=hv.name, error=str(exc))
         self.stop_controller()
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        self.api.close()
         # The lab's teardown also removes what agents leave running on purpose
         # (dnsmasq, metadata proxies, localport namespaces): all carry its prefix.
         self.lab.stop()
@@ -216,18 +215,12 @@ class LoomLab:
     # ------------------------------------------------------------ API
 
     @property
-    def channel(self) -> grpc.Channel:
-        if self._channel is None:
-            self._channel = grpc.insecure_channel(self.api_address)
-        return self._channel
-
-    @property
     def network(self) -> network_pb2_grpc.NetworkServiceStub:
-        return network_pb2_grpc.NetworkServiceStub(self.channel)
+        return self.api.network
 
     @property
     def compute(self) -> compute_pb2_grpc.ComputeServiceStub:
-        return compute_pb2_grpc.ComputeServiceStub(self.channel)
+        return self.api.compute
 
     def create_network(self, name: str, cidr: str, **subnet: object) -> LabNetwork:
         net = self.network.CreateNetwork(
