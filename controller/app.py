@@ -36,12 +36,16 @@ def start_metadata_service(server: grpc.Server, ctx: ControllerContext) -> Itera
     return []
 
 
+def _additions() -> tuple[list[api_main.ServiceRegistrar], api_main.NetworkExtrasFactory]:
+    """What the full controller adds to the API-only one: the dataplane and the metadata service."""
+    wiring = DataplaneWiring()
+    return [start_metadata_service, wiring.register], wiring.extras
+
+
 def build(config: api_main.ControllerConfig) -> api_main.Controller:
     """A complete controller, ready to start() (for tests and embedding)."""
-    wiring = DataplaneWiring()
-    return api_main.build_server(
-        config, extra_services=[start_metadata_service, wiring.register], network_extras=wiring.extras
-    )
+    services, extras = _additions()
+    return api_main.build_server(config, extra_services=services, network_extras=extras)
 
 
 # A thread woken by a commit (the distributor, an agent's stream) must not wait
@@ -52,8 +56,8 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 def main(argv: Sequence[str] | None = None) -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    wiring = DataplaneWiring()
-    api_main.main(argv, extra_services=[start_metadata_service, wiring.register], network_extras=wiring.extras)
+    services, extras = _additions()
+    api_main.main(argv, extra_services=services, network_extras=extras)
 
 
 if __name__ == "__main__":
