@@ -23,16 +23,23 @@ log = get_logger(__name__)
 
 
 def start_metadata_service(server: grpc.Server, ctx: ControllerContext) -> Iterable[str]:
-    """A registrar: serve metadata over HTTP beside the gRPC server, when configured."""
+    """A registrar: serve metadata over HTTP beside the gRPC server (from start), when configured."""
     cfg = ctx.config
     if not cfg.metadata_listen:
         return []
     host, _, port = cfg.metadata_listen.rpartition(":")
     source = StoreMetadataSource(ctx.store, ctx.network.device_port_ids)
     service = MetadataServer(source, cfg.metadata_secret, host or "0.0.0.0", int(port))
-    address = service.start()
+
+    def start() -> None:
+        try:
+            address = service.start()
+        except OSError as exc:
+            raise OSError(f"metadata_listen: cannot serve on {cfg.metadata_listen}: {exc}") from exc
+        log.info("metadata service serving", listen=f"{address[0]}:{address[1]}", url=cfg.metadata_url)
+
+    ctx.on_start.append(start)
     ctx.on_stop.append(service.stop)
-    log.info("metadata service serving", listen=f"{address[0]}:{address[1]}", url=cfg.metadata_url)
     return []
 
 

@@ -5,7 +5,9 @@ Other parts of the controller plug in without editing this file:
 A registrar gets the server and the ``ControllerContext`` (store, APIs) and
 adds its servicers, returning their full service names for reflection and
 health; ``network_extras`` builds the object serving ListAgents and
-GetHostFlows; ``context.on_stop`` callbacks run when the controller stops.
+GetHostFlows. A registrar starts nothing itself: it appends to ``context.on_start``
+(run, in order, by ``Controller.start`` before the server takes calls) and to
+``context.on_stop`` (run, newest first, when the controller stops).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class ControllerContext:
     network: NetworkApi
     compute: InstanceApi
     presenter: Presenter
+    on_start: list[Callable[[], None]] = field(default_factory=list)  # run in order before serving
     on_stop: list[Callable[[], None]] = field(default_factory=list)  # run in reverse order at stop
 
 
@@ -64,6 +67,16 @@ class Controller:
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
+        """Start the parts (distributor, metadata service), then take calls."""
+        try:
+            for hook in self.context.on_start:
+                hook()
+        except Exception:
+            # A part that did start must not outlive a controller that did not.
+            self._stopped.set()
+            self.server.stop(None)  # releases the bound port
+            close_context(self.context)
+            raise
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -133,7 +146,7 @@ def build_server(
     try:
         port = server.add_insecure_port(config.listen)
     except RuntimeError as exc:
-        # Registrars may already run threads (the distributor, the metadata service): stop them too.
+        # Nothing has started yet, but parts built by the registrars hold threads (the status tracker).
         close_context(ctx)
         raise OSError(f"cannot listen on {config.listen}: {exc}") from exc
     return Controller(server=server, context=ctx, port=port, health=health_servicer)

@@ -68,6 +68,6 @@ class DataplaneWiring:
     def register(self, server: grpc.Server, ctx: ControllerContext) -> Iterable[str]:
         dataplane = self.extras(ctx)
         agent_pb2_grpc.add_AgentServiceServicer_to_server(dataplane.agents, server)
-        dataplane.start()
+        ctx.on_start.append(dataplane.start)
         ctx.on_stop.append(dataplane.stop)
         return [AGENT_SERVICE]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -58,6 +59,7 @@ class FakeDistributor:
 
 
 def test_extra_services_and_network_extras_plug_in() -> None:
+    started: list[str] = []
     stopped: list[str] = []
 
     def register(server: grpc.Server, ctx: ControllerContext) -> Iterable[str]:
@@ -66,13 +68,16 @@ def test_extra_services_and_network_extras_plug_in() -> None:
 
         handler = grpc.unary_unary_rpc_method_handler(echo)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(ECHO, {"Say": handler}),))
+        ctx.on_start.append(lambda: started.append("echo"))
         ctx.on_stop.append(lambda: stopped.append("echo"))
         return [ECHO]
 
     with scratch_dir() as workdir:
         cfg = ControllerConfig(listen="127.0.0.1:0", db_path=os.path.join(workdir, "c.db"))
         controller = build_server(cfg, extra_services=[register], network_extras=FakeDistributor)
+        assert started == [], "a registrar starts its part from on_start, not while the server is built"
         controller.start()
+        assert started == ["echo"]
         try:
             with grpc.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
                 say = channel.unary_unary(f"/{ECHO}/Say")
@@ -86,6 +91,33 @@ def test_extra_services_and_network_extras_plug_in() -> None:
         finally:
             controller.stop()
         assert stopped == ["echo"]
+
+
+def test_a_part_that_fails_to_start_stops_the_parts_started_before_it() -> None:
+    events: list[str] = []
+
+    def first(server: grpc.Server, ctx: ControllerContext) -> Iterable[str]:
+        ctx.on_start.append(lambda: events.append("first started"))
+        ctx.on_stop.append(lambda: events.append("first stopped"))
+        return []
+
+    def failing(server: grpc.Server, ctx: ControllerContext) -> Iterable[str]:
+        def start() -> None:
+            raise OSError("metadata_listen: address in use")
+
+        ctx.on_start.append(start)
+        return []
+
+    with scratch_dir() as workdir:
+        cfg = ControllerConfig(listen="127.0.0.1:0", db_path=os.path.join(workdir, "c.db"))
+        controller = build_server(cfg, extra_services=[first, failing])
+        with pytest.raises(OSError, match="metadata_listen"):
+            controller.start()
+        assert events == ["first started", "first stopped"]
+        controller.stop()  # harmless after a failed start: nothing runs twice
+        assert events == ["first started", "first stopped"]
+        with grpc.insecure_channel(f"127.0.0.1:{controller.port}") as channel, pytest.raises(grpc.FutureTimeoutError):
+            grpc.channel_ready_future(channel).result(timeout=0.5)
 
 
 def test_sigterm_stops_gracefully_and_the_port_is_exclusive() -> None:
@@ -117,6 +149,25 @@ def test_sigterm_stops_gracefully_and_the_port_is_exclusive() -> None:
         with open(os.path.join(workdir, "controller.log")) as f:
             log = f.read()
         assert "controller serving" in log and "controller stopped" in log
+
+
+def test_a_busy_metadata_port_fails_the_start_naming_the_setting() -> None:
+    with scratch_dir() as workdir, socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        args = ["--listen", "127.0.0.1:0", "--db", os.path.join(workdir, "c.db"), "--metadata-listen", taken]
+        result = subprocess.run(
+            [sys.executable, "-m", "controller.app", *args],
+            cwd=ROOT,
+            env={**os.environ, "LOOM_METADATA_SECRET": "s3cret"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert f"metadata_listen: cannot serve on {taken}" in result.stderr
+        assert "controller serving" not in result.stderr
 
 
 def test_config_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
