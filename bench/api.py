@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stats import percentile  # noqa: E402
+from controller.ready_file import ControllerNotReady, wait_ready_file  # noqa: E402
 from protos.loom.v1 import network_pb2, network_pb2_grpc, resources_pb2  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "api.json"
@@ -55,15 +56,14 @@ def start_controller(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
         "--log-level",
         "WARNING",
     ]
-    with open(os.path.join(workdir, "controller.log"), "wb") as log:
+    log_path = os.path.join(workdir, "controller.log")
+    with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stderr=log)
-    deadline = time.monotonic() + 30
-    while not os.path.exists(ready):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"controller did not start; see {workdir}/controller.log")
-        time.sleep(0.05)
-    return proc, int(open(ready).read())
+    try:
+        return proc, wait_ready_file(proc, ready, 30, log_path)
+    except ControllerNotReady:
+        proc.kill()
+        raise
 
 
 def rss_mb(pid: int) -> float:

@@ -12,7 +12,6 @@ GetHostFlows. A registrar starts nothing itself: it appends to ``context.on_star
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import sys
@@ -32,6 +31,7 @@ from controller.api.convert import Presenter
 from controller.api.network_api import NetworkApi, NetworkSettings
 from controller.api.network_servicer import NetworkExtras, NetworkServicer
 from controller.config import ControllerConfig
+from controller.ready_file import write_ready_file
 from controller.store.base import Store, StoreError
 from controller.store.sqlite import SqliteStore
 from dataplane.logs import get_logger, setup_logging
@@ -83,10 +83,7 @@ class Controller:
             "controller serving", listen=self.context.config.listen, port=self.port, db=self.context.config.db_path
         )
         if self.context.config.ready_file:
-            tmp = self.context.config.ready_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{self.port}\n")
-            os.replace(tmp, self.context.config.ready_file)
+            write_ready_file(self.context.config.ready_file, self.port)
 
     def stop(self, grace: float = 5.0) -> None:
         """Stop serving (open streams get ``grace`` seconds), run the on_stop hooks, close the store."""

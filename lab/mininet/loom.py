@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import grpc
 
 from controller.cli.client import ApiClient
+from controller.ready_file import ControllerNotReady, clear_ready_file, wait_ready_file
 from dataplane.logs import get_logger
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Hypervisor, Lab, LabError, Vm
@@ -116,8 +117,7 @@ class LoomLab:
             raise LabError("the controller is already running")
         ctl = self.config.controller_ip
         ready = os.path.join(self.state_dir, "controller.ready")
-        if os.path.exists(ready):
-            os.remove(ready)
+        clear_ready_file(ready)
         argv = [
             sys.executable,
             "-m",
@@ -138,15 +138,10 @@ class LoomLab:
         self.controller = subprocess.Popen(
             argv, stdout=self._controller_log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-        deadline = time.monotonic() + 30
-        while not os.path.exists(ready):
-            if self.controller.poll() is not None:
-                raise LabError(
-                    f"the controller exited ({self.controller.returncode}); see {self.state_dir}/controller.log"
-                )
-            if time.monotonic() > deadline:
-                raise LabError("the controller did not start within 30 s")
-            time.sleep(0.02)
+        try:
+            wait_ready_file(self.controller, ready, 30, os.path.join(self.state_dir, "controller.log"))
+        except ControllerNotReady as exc:
+            raise LabError(str(exc)) from exc
 
     def stop_controller(self, sig: int = signal.SIGTERM) -> None:
         proc, self.controller = self.controller, None

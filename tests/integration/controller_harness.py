@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import grpc
 
 from controller.config import ControllerConfig
 from controller.main import Controller, build_server
+from controller.ready_file import clear_ready_file, wait_ready_file
 from protos.loom.v1 import compute_pb2_grpc, network_pb2_grpc
 from protos.loom.v1 import network_pb2 as npb
 from protos.loom.v1 import resources_pb2 as rpb
@@ -94,21 +94,13 @@ class ControllerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         ready = os.path.join(self.workdir, "ready")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(ready)
+        clear_ready_file(ready)
         log = open(os.path.join(self.workdir, "controller.log"), "ab")  # noqa: SIM115 - the child keeps it
         cmd = [sys.executable, "-m", "controller.main", "--listen", "127.0.0.1:0", "--db", self.db_path]
         cmd += ["--ready-file", ready, "--log-level", "WARNING", *self.args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=log, stdout=log)
         log.close()
-        deadline = time.monotonic() + timeout
-        while not os.path.exists(ready):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"controller exited with {self.proc.returncode}; see {self.workdir}/controller.log")
-            if time.monotonic() > deadline:
-                raise RuntimeError("controller did not become ready")
-            time.sleep(0.02)
-        self.port = int(Path(ready).read_text())
+        self.port = wait_ready_file(self.proc, ready, timeout, os.path.join(self.workdir, "controller.log"))
 
     @property
     def address(self) -> str:
