@@ -61,6 +61,7 @@ _NX_ERRORS = {
     43: "NXBMC_CT_DATAPATH_SUPPORT",
 }
 _MULTIPART_HEADER = struct.Struct("!HH")
+_AGGREGATE_REPLY = struct.Struct(ofp.OFP_AGGREGATE_STATS_REPLY_PACK_STR)  # packets, bytes, flows
 
 
 def mgmt_target(bridge: str, rundir: str | None = None) -> str:
@@ -361,6 +362,18 @@ class OFConnection:
         bodies = self.wait(self.request(_serialize(req, self.allocate_xids())), timeout, "flow stats")
         assert isinstance(bodies, list)
         return parse_flow_stats(bodies)
+
+    def count_flows(
+        self, table: int = OFPTT_ALL, cookie: int = 0, cookie_mask: int = 0, timeout: float | None = None
+    ) -> int:
+        """How many flows match, from an aggregate-stats request: one small reply however many there are."""
+        req = parser.OFPAggregateStatsRequest(
+            _PROTOCOL, 0, table, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, cookie_mask, parser.OFPMatch()
+        )
+        bodies = self.wait(self.request(_serialize(req, self.allocate_xids())), timeout, "aggregate stats")
+        assert isinstance(bodies, list) and bodies
+        _packets, _bytes, flow_count = _AGGREGATE_REPLY.unpack_from(bodies[0])
+        return flow_count
 
     def pop_errors(self, xids: Container[int] | Callable[[int], bool]) -> list[OFError]:
         """Take the kept errors whose xid is in ``xids`` (a container, or a predicate)."""

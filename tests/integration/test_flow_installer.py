@@ -118,6 +118,17 @@ def test_connection_basics(bridge: str, conn: OFConnection) -> None:
         OFConnection(mgmt_target(f"lt-missing-{uuid.uuid4().hex[:4]}"), timeout=2)
 
 
+def test_count_flows_counts_by_cookie_without_a_dump(conn: OFConnection) -> None:
+    ours = [l2_flow(i) for i in range(300)]
+    others = [l2_flow(i, cookie=0x1234_0000 + i) for i in range(300, 350)]
+    FlowInstaller(conn).sync(wire(ours + others))
+    assert conn.count_flows() == len(conn.dump_flows()) == 350
+    port_kind = make_cookie(CookieKind.PORT, 0)
+    assert conn.count_flows(cookie=port_kind, cookie_mask=0xFFFF << 48) == 300
+    assert conn.count_flows(cookie=0x1234_0000, cookie_mask=0xFFFF_FFFF_FFFF_0000) == 50
+    assert conn.count_flows(table=31) == sum(1 for f in ours + others if f.table == 31)
+
+
 def test_disconnect_raises_clear_errors(bridge: str, conn: OFConnection) -> None:
     installer = FlowInstaller(conn)
     installer.sync(wire([l2_flow(i) for i in range(10)]))
