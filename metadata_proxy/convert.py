@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from controller.model import OWNER_COMPUTE_PREFIX
@@ -46,6 +47,8 @@ def metadata_networks_from_proto(
     ports: Iterable[agent_pb2.LocalPort],
     namespace_of: Callable[[str], str],
 ) -> list[MetadataNetwork]:
-    """Everything ``MetadataProxyManager.sync`` takes, from a host's desired state."""
-    port_list = list(ports)
-    return [metadata_network_from_proto(n, port_list, namespace_of(n.network_id)) for n in networks]
+    """Everything ``MetadataProxyManager.sync`` takes, from a host's desired state (one pass over the ports)."""
+    by_network: dict[str, list[agent_pb2.LocalPort]] = defaultdict(list)
+    for port in ports:
+        by_network[port.network_id].append(port)
+    return [metadata_network_from_proto(n, by_network[n.network_id], namespace_of(n.network_id)) for n in networks]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from metadata_proxy.convert import metadata_network_from_proto
+from metadata_proxy.convert import metadata_network_from_proto, metadata_networks_from_proto
 from metadata_proxy.http import HttpError, ResponseParser, encode_response, parse_request
 from metadata_proxy.model import MetadataIdentity, MetadataNetwork, network_from_json, network_to_json
 from protos.loom.v1 import agent_pb2
@@ -119,3 +119,25 @@ def test_convert_keeps_instance_ports_ipv4_and_skips_the_localport() -> None:
         MetadataIdentity("10.0.0.6", "legacy", "i2", ""),
     }
     assert set(config.port_ids) == {"vm", "legacy", "router"}
+
+
+def test_convert_many_networks_gives_each_its_own_ports_and_namespace() -> None:
+    networks = [agent_pb2.LocalNetwork(network_id=f"net-{n}", localport_id=f"dhcp-{n}") for n in range(3)]
+    ports = [
+        agent_pb2.LocalPort(
+            port_id=f"vm-{n}-{i}", network_id=f"net-{n}", ip_addresses=[f"10.{n}.0.{i + 10}"], instance_id=f"i-{n}-{i}"
+        )
+        for n in range(4)  # net-3's ports belong to a network this host does not serve
+        for i in range(2)
+    ]
+    ports += [
+        agent_pb2.LocalPort(port_id=f"dhcp-{n}", network_id=f"net-{n}", ip_addresses=[f"10.{n}.0.2"]) for n in range(3)
+    ]
+    configs = metadata_networks_from_proto(networks, reversed(ports), namespace_of=lambda nid: f"ns-{nid}")
+    assert [c.network_id for c in configs] == ["net-0", "net-1", "net-2"]
+    for n, config in enumerate(configs):
+        assert config.namespace == f"ns-net-{n}"
+        assert {i.ip: i.instance_id for i in config.identities} == {
+            f"10.{n}.0.{i + 10}": f"i-{n}-{i}" for i in range(2)
+        }
+        assert set(config.port_ids) == {f"vm-{n}-0", f"vm-{n}-1"}
