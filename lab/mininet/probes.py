@@ -78,3 +78,17 @@ def tcp_transfer(
         if sink.poll() is None:
             sink.kill()
         sink.wait(5)
+
+
+def udp_port_bound(pid: int, port: int) -> bool:
+    """Whether process ``pid`` lives and its network namespace has a socket bound to UDP ``port``.
+
+    Read from /proc, so a server's restart can be timed to the millisecond without a client's retries.
+    """
+    suffix = f":{port:04X}"
+    try:
+        with open(f"/proc/{pid}/net/udp") as f:
+            next(f)  # the header
+            return any(line.split()[1].endswith(suffix) for line in f)
+    except (FileNotFoundError, ProcessLookupError):
+        return False

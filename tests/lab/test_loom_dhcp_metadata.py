@@ -14,7 +14,7 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from lab.mininet import guest
+from lab.mininet import guest, probes
 from lab.mininet.guest import Capture, send_frames
 from lab.mininet.lab import Vm
 from lab.mininet.loom import METADATA_PORT, LabNetwork, LoomLab
@@ -189,16 +189,6 @@ def test_a_vm_acting_as_a_dhcp_server_reaches_no_one(scenario: Scenario) -> None
     assert any(Ether(f)[IP].src == "10.0.0.2" for f in near.frames), "the real server's answer must be seen"
 
 
-def serving_dhcp(pid: int) -> bool:
-    """Whether process ``pid`` lives and its network namespace has a socket bound to UDP port 67."""
-    try:
-        with open(f"/proc/{pid}/net/udp") as f:
-            next(f)
-            return any(line.split()[1].endswith(":0043") for line in f)
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
 def test_dnsmasq_killed_is_serving_again_within_a_second(scenario: Scenario) -> None:
     loom = scenario.loom
     net = dhcp_network(scenario, "kill")
@@ -215,7 +205,7 @@ def test_dnsmasq_killed_is_serving_again_within_a_second(scenario: Scenario) -> 
             new = dnsmasq_pid(loom, "hv2", net)
         except (FileNotFoundError, ValueError):  # the supervisor is rewriting it
             new = pid
-        if new != pid and serving_dhcp(new):
+        if new != pid and probes.udp_port_bound(new, 67):
             break
         assert time.monotonic() - killed < 3, "no dnsmasq serving 3 s after it was killed"
         time.sleep(0.01)
