@@ -72,10 +72,7 @@ class Controller:
             for hook in self.context.on_start:
                 hook()
         except Exception:
-            # A part that did start must not outlive a controller that did not.
-            self._stopped.set()
-            self.server.stop(None)  # releases the bound port
-            close_context(self.context)
+            self.stop(grace=0)  # a part that did start must not outlive a controller that did not
             raise
         self.server.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
