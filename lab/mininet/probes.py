@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 _TCP_SINK = """
 import hashlib, socket, sys
@@ -92,3 +94,19 @@ def udp_port_bound(pid: int, port: int) -> bool:
             return any(line.split()[1].endswith(suffix) for line in f)
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def wait_restarted_on_udp(
+    pid_of: Callable[[], int | None], old_pid: int, port: int, since: float, give_up: float = 3.0
+) -> float:
+    """Seconds from ``since`` (a ``time.monotonic()``) until a process other than ``old_pid``, as
+    ``pid_of`` reports it, has UDP ``port`` bound; raises TimeoutError after ``give_up`` seconds.
+
+    Polled at 5 ms steps from /proc: a client's own retry timer (DHCP: a second) would hide the moment."""
+    while True:
+        pid = pid_of()
+        if pid not in (None, old_pid) and udp_port_bound(pid, port):
+            return time.monotonic() - since
+        if time.monotonic() - since > give_up:
+            raise TimeoutError(f"no new process serving UDP port {port} {give_up:g} s after pid {old_pid} was killed")
+        time.sleep(0.005)
