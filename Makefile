@@ -20,9 +20,13 @@ protos: bootstrap
 protos-check: bootstrap
 	bash scripts/gen-protos.sh --check
 
+# ruff; the import contracts in pyproject.toml (the agent never imports the controller, leaves stay
+# leaves); mypy on the compiler and the controller/agent contract.
 lint: bootstrap
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports
+	$(PY) -m mypy
 
 test: bootstrap ovs protos-check lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)

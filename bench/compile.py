@@ -34,7 +34,7 @@ from controller.compiler.topology import Topology
 from controller.distributor.distributor import Distributor
 from controller.model import OWNER_DHCP, Agent, FixedIP, Network, Port, Subnet
 from controller.store.sqlite import SqliteStore
-from dataplane.openflow import encode
+from dataplane.contract import encode
 
 HOSTS = 1000
 NETWORKS = 500

@@ -39,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import percentile  # noqa: E402
 from controller.metadata.source import DictMetadataSource  # noqa: E402
 from controller.model import FixedIP, Instance, Network, Port, Subnet  # noqa: E402
+from dataplane.common.supervise import find_processes, terminate  # noqa: E402
 from dhcp.manager import DhcpManager  # noqa: E402
 from dhcp.model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig  # noqa: E402
-from dhcp.process import find_processes, terminate  # noqa: E402
 from lab.mininet.prober import checksum  # noqa: E402
 from metadata_proxy.manager import MetadataProxyManager  # noqa: E402
 from metadata_proxy.model import MetadataIdentity, MetadataNetwork  # noqa: E402

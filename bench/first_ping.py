@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dataplane.common import netns as ns
 from lab.mininet.lab import Lab
 from vif import link
-from vif import netns as ns
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A guest whose first ARP request was dropped retries after 1 s (Linux's retrans_time): a first

@@ -35,11 +35,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.contract.encode import FlowEncoder, WireFlow
+from dataplane.contract.fields import ETH_TYPE_ARP, ETH_TYPE_IPV4, OFPP_IN_PORT, int_to_ipv4, int_to_mac
+from dataplane.contract.flow import Flow, Match, Move, Output, Resubmit, SetField
 from dataplane.openflow.connection import OFConnection, mgmt_target
-from dataplane.openflow.cookie import CookieKind, make_cookie
-from dataplane.openflow.encode import FlowEncoder, WireFlow
-from dataplane.openflow.fields import ETH_TYPE_ARP, ETH_TYPE_IPV4, OFPP_IN_PORT, int_to_ipv4, int_to_mac
-from dataplane.openflow.flow import Flow, Match, Move, Output, Resubmit, SetField
 from dataplane.openflow.installer import FlowInstaller
 
 BRIDGE_PREFIX = "lt-b"

@@ -76,8 +76,8 @@ from bench.first_ping import (
     static_arp,
 )
 from bench.stats import percentile
-from dataplane.constants import BR_INT
-from dataplane.logs import get_logger
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import get_logger
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Hypervisor, Lab, Vm
 from lab.mininet.ovs_instance import DAEMON_ARGS, DaemonDirs, kill_daemon

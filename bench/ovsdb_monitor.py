@@ -31,12 +31,12 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.stats import percentile
+from dataplane.common import netns as ns
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.idl import OvsdbClient, TxnContext
 from dataplane.ovs.types import InterfaceEvent
 from lab.mininet.ovs_instance import OvsInstance
 from vif import link
-from vif import netns as ns
 
 NETNS = "lv-bench"
 BRIDGE = "br-int"

@@ -21,7 +21,7 @@ from controller.api.masks import INSTANCE_RULES
 from controller.api.paging import Page, paginate
 from controller.model import Instance
 from controller.store.base import Store, StoreError
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

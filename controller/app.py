@@ -17,7 +17,7 @@ from controller.distributor.wiring import DataplaneWiring
 from controller.main import ControllerContext
 from controller.metadata.server import MetadataServer
 from controller.metadata.store_source import StoreMetadataSource
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

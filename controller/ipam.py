@@ -14,6 +14,7 @@ request.
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import itertools
 import os
 import random
@@ -21,9 +22,7 @@ import socket
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-import netaddr
-
-from dataplane.constants import VXLAN_OVERHEAD
+from dataplane.common.constants import VXLAN_OVERHEAD
 
 MAC_PREFIX = "fa:16:3e"  # the OUI prefix Neutron users know; locally administered, unicast
 VNI_MIN = 1
@@ -114,7 +113,7 @@ def ip_to_int(address: str) -> int:
     """A dotted-quad IPv4 address as an integer; ValueError if malformed.
 
     For values already validated (stored objects): inet_pton is strict (no
-    short or octal forms) and far cheaper than netaddr on the hot path.
+    short or octal forms) and far cheaper than ipaddress on the hot path.
     """
     try:
         return int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
@@ -126,17 +125,28 @@ def int_to_ip(value: int) -> str:
     return socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
 
 
-def first_usable(cidr: netaddr.IPNetwork) -> int:
+def bounds(cidr: ipaddress.IPv4Network) -> tuple[int, int]:
+    """The network and broadcast addresses of ``cidr``, as integers."""
+    return int(cidr.network_address), int(cidr.broadcast_address)
+
+
+def parse_cidr(text: str) -> ipaddress.IPv4Network:
+    """A stored (already validated) IPv4 CIDR; ValueError if malformed."""
+    return ipaddress.IPv4Network(text)
+
+
+def first_usable(cidr: ipaddress.IPv4Network) -> int:
     """The default gateway: the first address after the network address."""
-    return cidr.first + 1
+    return int(cidr.network_address) + 1
 
 
-def usable_range(cidr: netaddr.IPNetwork) -> tuple[int, int]:
+def usable_range(cidr: ipaddress.IPv4Network) -> tuple[int, int]:
     """Host addresses of a subnet: all but the network and broadcast addresses."""
-    return cidr.first + 1, cidr.last - 1
+    first, last = bounds(cidr)
+    return first + 1, last - 1
 
 
-def default_pools(cidr: netaddr.IPNetwork, gateway: int | None) -> list[tuple[int, int]]:
+def default_pools(cidr: ipaddress.IPv4Network, gateway: int | None) -> list[tuple[int, int]]:
     """The whole subnet minus the network, broadcast and gateway addresses."""
     first, last = usable_range(cidr)
     if gateway is None or not first <= gateway <= last:

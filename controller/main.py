@@ -34,7 +34,7 @@ from controller.config import ControllerConfig
 from controller.ready_file import write_ready_file
 from controller.store.base import Store, StoreError
 from controller.store.sqlite import SqliteStore
-from dataplane.logs import get_logger, setup_logging
+from dataplane.common.logs import get_logger, setup_logging
 from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
 
 log = get_logger("controller.main")

@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-# device_owner values with a meaning to Loom (Neutron's spelling).
-OWNER_DHCP = "network:dhcp"
-OWNER_ROUTER_INTERFACE = "network:router_interface"
-OWNER_COMPUTE_PREFIX = "compute:"
+# device_owner values with a meaning to Loom, re-exported: they are the model's vocabulary too.
+from dataplane.common.constants import OWNER_COMPUTE_PREFIX as OWNER_COMPUTE_PREFIX
+from dataplane.common.constants import OWNER_DHCP as OWNER_DHCP
+from dataplane.common.constants import OWNER_ROUTER_INTERFACE as OWNER_ROUTER_INTERFACE
 
 PORT_DOWN = "DOWN"
 PORT_BUILD = "BUILD"

@@ -26,15 +26,16 @@ import os
 import threading
 import time
 
-from controller.compiler.physical import localport_binding_flows, vif_binding_flows
+from dataplane import underlay
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import get_logger
 from dataplane.config import AgentConfig
-from dataplane.constants import BR_INT
+from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
+from dataplane.contract.cookie import LOOM_MARKER
+from dataplane.contract.encode import WireFlow, to_wire
 from dataplane.desired import DesiredState
 from dataplane.localports import LocalportManager
-from dataplane.logs import get_logger
 from dataplane.openflow.connection import ConnectionClosed, OFConnection, mgmt_target
-from dataplane.openflow.cookie import LOOM_MARKER
-from dataplane.openflow.encode import WireFlow, to_wire
 from dataplane.openflow.installer import BundleError, FlowInstaller
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.monitor import InterfaceMonitor
@@ -104,7 +105,7 @@ class Agent:
         self.driver.start()
         self.driver.ensure_integration_bridge(cfg.datapath_type)
         if cfg.underlay_nic:
-            self.driver.ensure_underlay(cfg.underlay_nic, f"{cfg.tunnel_ip}/{cfg.underlay_prefix}")
+            underlay.ensure(self.driver, cfg.underlay_nic, f"{cfg.tunnel_ip}/{cfg.underlay_prefix}")
         self.driver.ensure_tunnel_port(cfg.tunnel_ip)
         # Reports the VIFs present now to _on_vif before it returns (a resync on attach).
         self.monitor = self.driver.monitor_interfaces(callback=self._on_vif)

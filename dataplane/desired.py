@@ -8,13 +8,12 @@ A state is only ever *complete*: the agent never programs from a partial one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataplane.logs import get_logger
-from dataplane.openflow.encode import WireFlow, group_to_proto, group_to_wire
+from dataplane.common.files import write_atomically
+from dataplane.common.logs import get_logger
+from dataplane.contract.encode import WireFlow, group_to_proto, group_to_wire
 from protos.loom.v1 import agent_pb2
 
 log = get_logger(__name__)
@@ -91,17 +90,7 @@ class DesiredState:
 
     def save(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        data = self.to_proto().SerializeToString()
-        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".state-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, state_dir / STATE_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(state_dir / STATE_FILE, self.to_proto().SerializeToString(), mode=0o600, durable=True)
 
     @classmethod
     def load(cls, state_dir: Path) -> DesiredState:

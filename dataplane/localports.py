@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataplane.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, METADATA_IP
-from dataplane.logs import get_logger
+from dataplane import localport_device
+from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, METADATA_IP
+from dataplane.common.logs import get_logger
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.types import IFACE_ID, LOOM_OWNER
 from protos.loom.v1 import agent_pb2
@@ -96,7 +97,8 @@ class LocalportManager:
         name = device_name(net.network_id)
         netns = self.namespace(net.network_id)
         ofport = current.ofport if current else self._free_ofport(net.network_id)
-        lp = self.driver.add_localport(
+        lp = localport_device.add_localport(
+            self.driver,
             name,
             netns,
             net.localport_mac,
@@ -110,5 +112,5 @@ class LocalportManager:
         return LocalportState(net.network_id, name, netns, lp.ofport, _signature(net))
 
     def _remove(self, state: LocalportState) -> None:
-        self.driver.remove_localport(state.name, state.netns, delete_netns=True)
+        localport_device.remove_localport(self.driver, state.name, state.netns, delete_netns=True)
         log.info("localport removed", network_id=state.network_id, netns=state.netns)

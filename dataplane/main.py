@@ -6,8 +6,8 @@ import signal
 import sys
 
 from dataplane.agent import Agent
+from dataplane.common.logs import get_logger, setup_logging
 from dataplane.config import parse_args
-from dataplane.logs import get_logger, setup_logging
 
 log = get_logger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 from protos.loom.v1 import agent_pb2, agent_pb2_grpc
 
 log = get_logger(__name__)

@@ -13,9 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.compiler.pipeline import table_name
-from dataplane.constants import BR_INT
-from dataplane.openflow.cookie import describe_cookie
+from dataplane.common.constants import BR_INT
+from dataplane.contract.cookie import describe_cookie
+from dataplane.contract.pipeline import table_name
 
 _STEP = re.compile(r"^(\s*)(\d+)\.\s(.*?)(?:,\s*cookie (0x[0-9a-f]+))?\s*$")
 

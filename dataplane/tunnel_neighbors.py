@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from dataplane.constants import BR_PHY
-from dataplane.logs import get_logger
+from dataplane.common.constants import BR_PHY
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

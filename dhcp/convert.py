@@ -8,8 +8,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 
-from dataplane.addresses import is_ipv4_interface
-from dataplane.logs import get_logger
+from dataplane.common.addresses import is_ipv4_interface
+from dataplane.common.logs import get_logger
 from protos.loom.v1 import agent_pb2
 
 from .model import DEFAULT_LEASE_SECONDS, DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig, Route

@@ -12,10 +12,10 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
+from dataplane.common.supervise import is_running, named_netns, process_netns, read_cmdline, read_pid_file, rotate_log
 
 from .paths import NetworkPaths
-from .process import is_running, named_netns, process_netns, read_cmdline, read_pid_file, rotate_log
 
 log = get_logger(__name__)
 

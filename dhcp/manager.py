@@ -34,12 +34,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataplane.logs import get_logger
-
-from . import dnsmasq
-from .model import DhcpHostEntry, DhcpNetworkConfig
-from .paths import NetworkPaths, network_paths, safe_name
-from .process import (
+from dataplane.common.files import safe_name, write_atomically
+from dataplane.common.logs import get_logger
+from dataplane.common.supervise import (
     ProcessWatcher,
     find_processes,
     named_netns,
@@ -47,8 +44,11 @@ from .process import (
     record_crash,
     send_signal,
     terminate,
-    write_atomically,
 )
+
+from . import dnsmasq
+from .model import DhcpHostEntry, DhcpNetworkConfig
+from .paths import NetworkPaths, network_paths
 from .render import dnsmasq_argv, render_host_file, render_opts
 
 log = get_logger(__name__)
@@ -201,7 +201,7 @@ class DhcpManager:
 
         opts = render_opts(config)
         if opts != state.opts:
-            write_atomically(paths.tmp_dir, paths.opts_file, opts.encode())
+            write_atomically(paths.opts_file, opts.encode(), tmp_dir=paths.tmp_dir)
             state.opts = opts
             needs_hup = True
 
@@ -220,7 +220,7 @@ class DhcpManager:
             old = state.host_files.get(name)
             if old == content:
                 continue
-            write_atomically(paths.tmp_dir, paths.hosts_dir / name, content.encode())
+            write_atomically(paths.hosts_dir / name, content.encode(), tmp_dir=paths.tmp_dir)
             state.host_files[name] = content
             if old is not None:
                 needs_hup = True  # dnsmasq would keep the old record beside the new one

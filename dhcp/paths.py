@@ -12,19 +12,10 @@ Layout (one directory per network, named after the network id)::
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def safe_name(identifier: str) -> str:
-    """A file name for an object id: the id itself when harmless, else a digest of it."""
-    if _SAFE.fullmatch(identifier) and ".." not in identifier:
-        return identifier
-    return "x-" + hashlib.sha256(identifier.encode()).hexdigest()[:32]
+from dataplane.common.files import safe_name
 
 
 @dataclass(frozen=True, slots=True)

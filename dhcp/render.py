@@ -19,8 +19,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from dataplane.addresses import is_ipv4
-from dataplane.constants import METADATA_IP
+from dataplane.common.addresses import is_ipv4
+from dataplane.common.constants import METADATA_IP
 
 from .model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig, Route
 from .paths import NetworkPaths

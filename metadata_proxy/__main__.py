@@ -11,7 +11,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from dataplane.logs import get_logger, setup_logging
+from dataplane.common.logs import get_logger, setup_logging
 
 from .control import start_control_server
 from .proxy import MetadataProxy

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 from .proxy import MetadataProxy
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from controller.model import OWNER_COMPUTE_PREFIX
-from dataplane.addresses import is_ipv4
+from dataplane.common.addresses import is_ipv4
+from dataplane.common.constants import OWNER_COMPUTE_PREFIX
 from protos.loom.v1 import agent_pb2
 
 from .model import MetadataIdentity, MetadataNetwork

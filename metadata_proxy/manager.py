@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataplane.logs import get_logger
-from dhcp.paths import safe_name
-from dhcp.process import (
+from dataplane.common.files import safe_name, write_atomically
+from dataplane.common.logs import get_logger
+from dataplane.common.supervise import (
     ProcessWatcher,
     find_processes,
     is_running,
@@ -34,7 +34,6 @@ from dhcp.process import (
     record_crash,
     rotate_log,
     terminate,
-    write_atomically,
 )
 
 from .control import control_request
@@ -277,7 +276,7 @@ class MetadataProxyManager:
                 self._port_network.setdefault(port_id, network_id)
 
     def _write(self, target: Path, data: bytes, mode: int = 0o644) -> None:
-        write_atomically(self.tmp_dir, target, data, mode)
+        write_atomically(target, data, mode, tmp_dir=self.tmp_dir)
 
 
 def _identities_by_port(config: MetadataNetwork) -> dict[str, frozenset[MetadataIdentity]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from dataplane.constants import METADATA_IP, METADATA_PORT
+from dataplane.common.constants import METADATA_IP, METADATA_PORT
 
 
 @dataclass(frozen=True, slots=True)

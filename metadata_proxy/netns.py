@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from vif import netns
+from dataplane.common import netns
 
 IP_FREEBIND = 15  # linux/in.h: bind before the address is configured on the interface
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataplane.logs import get_logger
-from dhcp.process import named_netns
-from vif.netns import NetnsError
+from dataplane.common.logs import get_logger
+from dataplane.common.netns import NetnsError
+from dataplane.common.supervise import named_netns
 
 from .http import HttpError, HttpRequest, HttpResponse, encode_response, parse_request, simple_response
 from .model import MetadataIdentity, MetadataNetwork, network_from_json

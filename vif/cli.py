@@ -17,8 +17,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from dataplane.constants import BR_INT
-from dataplane.logs import setup_logging
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import setup_logging
 from dataplane.ovs.idl import OvsdbError
 from vif import plug
 

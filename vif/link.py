@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from dataplane.logs import get_logger
-from vif import netns as ns
+from dataplane.common import netns as ns
+from dataplane.common.logs import get_logger
 from vif.names import IFNAMSIZ
 from vif.offload import disable_tx_checksum
 

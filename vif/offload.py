@@ -14,7 +14,7 @@ import fcntl
 import socket
 import struct
 
-from vif.netns import entered
+from dataplane.common.netns import entered
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GTXCSUM = 0x00000016

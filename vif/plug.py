@@ -17,12 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dataplane.constants import BR_INT
-from dataplane.logs import get_logger
+from dataplane.common import netns as ns
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import get_logger
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.types import ATTACHED_MAC, IFACE_ID, IFACE_STATUS, VM_ID
 from vif import link
-from vif import netns as ns
 from vif.names import tap_mac, vif_device_name
 
 log = get_logger(__name__)

@@ -14,22 +14,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection
 
-import netaddr
-
-from controller.ipam import IntAllocator, SubnetAddresses, default_pools, ip_to_int
+from controller.ipam import IntAllocator, SubnetAddresses, bounds, default_pools, ip_to_int, parse_cidr
 from controller.model import OWNER_DHCP, Network, Port, Subnet
 from controller.store.base import Event, EventType, Store
-from dataplane.constants import VIF_OFPORT_MAX, VIF_OFPORT_MIN
+from dataplane.common.constants import VIF_OFPORT_MAX, VIF_OFPORT_MIN
 
 
 def _subnet_addresses(subnet: Subnet, owners: dict[int, str] | None = None) -> SubnetAddresses:
-    net = netaddr.IPNetwork(subnet.cidr, 4)
+    net = parse_cidr(subnet.cidr)
+    first, last = bounds(net)
     gateway = ip_to_int(subnet.gateway_ip) if subnet.gateway_ip else None
     if subnet.allocation_pools:
         pools = [(ip_to_int(p.start), ip_to_int(p.end)) for p in subnet.allocation_pools]
     else:
         pools = default_pools(net, gateway)
-    return SubnetAddresses(subnet.id, net.first, net.last, gateway, pools, dict(owners or {}))
+    return SubnetAddresses(subnet.id, first, last, gateway, pools, dict(owners or {}))
 
 
 class ModelIndex:

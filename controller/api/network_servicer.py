@@ -44,18 +44,18 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
     def CreateNetwork(
         self, request: network_pb2.CreateNetworkRequest, context: grpc.ServicerContext
     ) -> resources_pb2.Network:
-        return self.present.network(self.api.create_network(create_fields(request.network)))
+        return self.present.network(self.api.networks.create(create_fields(request.network)))
 
     @maps_errors
     def GetNetwork(self, request: network_pb2.GetRequest, context: grpc.ServicerContext) -> resources_pb2.Network:
-        return self.present.network(self.api.get_network(request.id))
+        return self.present.network(self.api.networks.get(request.id))
 
     @maps_errors
     def ListNetworks(
         self, request: network_pb2.ListNetworksRequest, context: grpc.ServicerContext
     ) -> network_pb2.ListNetworksResponse:
         filters = {"name": request.name, "project_id": request.project_id}
-        page = self.api.list_networks(filters, request.limit, request.page_token)
+        page = self.api.networks.list(filters, request.limit, request.page_token)
         return network_pb2.ListNetworksResponse(
             networks=[self.present.network(n) for n in page.items],
             revision=page.revision,
@@ -67,13 +67,13 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
         self, request: network_pb2.UpdateNetworkRequest, context: grpc.ServicerContext
     ) -> resources_pb2.Network:
         changes = update_changes(request.network, request.update_mask)
-        return self.present.network(self.api.update_network(request.network.id, changes))
+        return self.present.network(self.api.networks.update(request.network.id, changes))
 
     @maps_errors
     def DeleteNetwork(
         self, request: network_pb2.DeleteRequest, context: grpc.ServicerContext
     ) -> network_pb2.DeleteResponse:
-        return network_pb2.DeleteResponse(revision=self.api.delete_network(request.id))
+        return network_pb2.DeleteResponse(revision=self.api.networks.delete(request.id))
 
     # -------------------------------------------------------------- subnets
 
@@ -81,18 +81,18 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
     def CreateSubnet(
         self, request: network_pb2.CreateSubnetRequest, context: grpc.ServicerContext
     ) -> resources_pb2.Subnet:
-        return self.present.subnet(self.api.create_subnet(create_fields(request.subnet)))
+        return self.present.subnet(self.api.subnets.create(create_fields(request.subnet)))
 
     @maps_errors
     def GetSubnet(self, request: network_pb2.GetRequest, context: grpc.ServicerContext) -> resources_pb2.Subnet:
-        return self.present.subnet(self.api.get_subnet(request.id))
+        return self.present.subnet(self.api.subnets.get(request.id))
 
     @maps_errors
     def ListSubnets(
         self, request: network_pb2.ListSubnetsRequest, context: grpc.ServicerContext
     ) -> network_pb2.ListSubnetsResponse:
         filters = {"network_id": request.network_id, "name": request.name, "project_id": request.project_id}
-        page = self.api.list_subnets(filters, request.limit, request.page_token)
+        page = self.api.subnets.list(filters, request.limit, request.page_token)
         return network_pb2.ListSubnetsResponse(
             subnets=[self.present.subnet(s) for s in page.items],
             revision=page.revision,
@@ -104,23 +104,23 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
         self, request: network_pb2.UpdateSubnetRequest, context: grpc.ServicerContext
     ) -> resources_pb2.Subnet:
         changes = update_changes(request.subnet, request.update_mask)
-        return self.present.subnet(self.api.update_subnet(request.subnet.id, changes))
+        return self.present.subnet(self.api.subnets.update(request.subnet.id, changes))
 
     @maps_errors
     def DeleteSubnet(
         self, request: network_pb2.DeleteRequest, context: grpc.ServicerContext
     ) -> network_pb2.DeleteResponse:
-        return network_pb2.DeleteResponse(revision=self.api.delete_subnet(request.id))
+        return network_pb2.DeleteResponse(revision=self.api.subnets.delete(request.id))
 
     # ---------------------------------------------------------------- ports
 
     @maps_errors
     def CreatePort(self, request: network_pb2.CreatePortRequest, context: grpc.ServicerContext) -> resources_pb2.Port:
-        return self.present.port(self.api.create_port(create_fields(request.port)))
+        return self.present.port(self.api.ports.create(create_fields(request.port)))
 
     @maps_errors
     def GetPort(self, request: network_pb2.GetRequest, context: grpc.ServicerContext) -> resources_pb2.Port:
-        return self.present.port(self.api.get_port(request.id))
+        return self.present.port(self.api.ports.get(request.id))
 
     @maps_errors
     def ListPorts(
@@ -135,7 +135,7 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
             "project_id": request.project_id,
             "mac_address": request.mac_address.lower(),
         }
-        page = self.api.list_ports(filters, request.limit, request.page_token)
+        page = self.api.ports.list(filters, request.limit, request.page_token)
         return network_pb2.ListPortsResponse(
             ports=[self.present.port(p) for p in page.items],
             revision=page.revision,
@@ -145,13 +145,13 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
     @maps_errors
     def UpdatePort(self, request: network_pb2.UpdatePortRequest, context: grpc.ServicerContext) -> resources_pb2.Port:
         changes = update_changes(request.port, request.update_mask)
-        return self.present.port(self.api.update_port(request.port.id, changes))
+        return self.present.port(self.api.ports.update(request.port.id, changes))
 
     @maps_errors
     def DeletePort(
         self, request: network_pb2.DeleteRequest, context: grpc.ServicerContext
     ) -> network_pb2.DeleteResponse:
-        return network_pb2.DeleteResponse(revision=self.api.delete_port(request.id))
+        return network_pb2.DeleteResponse(revision=self.api.ports.delete(request.id))
 
     # ---------------------------------------------------------------- watch
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import grpc
 
 from controller.api.errors import ApiError, ErrorCode
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -8,14 +8,13 @@ MACs as six colon- or dash-separated hex octets.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 from collections.abc import Sequence
 
-import netaddr
-
 from controller.api.errors import invalid
-from controller.ipam import MIN_MTU, VLAN_MAX, VLAN_MIN, VNI_MAX, VNI_MIN, default_pools, int_to_ip
+from controller.ipam import MIN_MTU, VLAN_MAX, VLAN_MIN, VNI_MAX, VNI_MIN, bounds, default_pools, int_to_ip
 from controller.model import NETWORK_TYPES, PORT_STATUSES
 
 MAX_NAME = 255
@@ -50,27 +49,28 @@ def required(field: str, value: str) -> str:
 def ipv4(field: str, value: str) -> int:
     """A dotted-quad IPv4 address, as an integer."""
     try:
-        return int(netaddr.IPAddress(value, 4))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return int(ipaddress.IPv4Address(value))
+    except (ValueError, TypeError):
         raise invalid(field, f"{value!r} is not a valid IPv4 address") from None
 
 
-def cidr(field: str, value: str, min_prefix: int = 0, max_prefix: int = 32) -> netaddr.IPNetwork:
+def cidr(field: str, value: str, min_prefix: int = 0, max_prefix: int = 32) -> ipaddress.IPv4Network:
     """An IPv4 network in a.b.c.d/len form whose host bits are zero."""
     if not _CIDR_RE.match(value):
         raise invalid(field, f"{value!r} is not a valid IPv4 CIDR")
     try:
-        net = netaddr.IPNetwork(value, 4)
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        iface = ipaddress.IPv4Interface(value)
+    except (ValueError, TypeError):
         raise invalid(field, f"{value!r} is not a valid IPv4 CIDR") from None
-    if net.ip != net.network:
-        raise invalid(field, f"{value!r} has host bits set (did you mean {net.cidr}?)")
+    net = iface.network
+    if iface.ip != net.network_address:
+        raise invalid(field, f"{value!r} has host bits set (did you mean {net}?)")
     if not min_prefix <= net.prefixlen <= max_prefix:
         raise invalid(field, f"{value!r}: the prefix length must be between {min_prefix} and {max_prefix}")
     return net
 
 
-def subnet_cidr(field: str, value: str) -> netaddr.IPNetwork:
+def subnet_cidr(field: str, value: str) -> ipaddress.IPv4Network:
     # /31 and /32 leave no room for a gateway and a host; /0 would swallow every address.
     return cidr(field, required(field, value), min_prefix=1, max_prefix=30)
 
@@ -83,24 +83,26 @@ def ip_version(field: str, value: int) -> int:
     raise invalid(field, f"unknown ip_version {value}; must be 4")
 
 
-def gateway(field: str, value: str | None, net: netaddr.IPNetwork) -> int | None:
+def gateway(field: str, value: str | None, net: ipaddress.IPv4Network) -> int | None:
     """None: no gateway (present and empty). Absent is resolved by the caller (first usable)."""
     if not value:
         return None
     ip = ipv4(field, value)
-    if not net.first <= ip <= net.last:
+    first, last = bounds(net)
+    if not first <= ip <= last:
         raise invalid(field, f"{value!r} is outside {net}")
-    if ip in (net.first, net.last):
+    if ip in (first, last):
         raise invalid(field, f"{value!r} is the network or broadcast address of {net}")
     return ip
 
 
 def allocation_pools(
-    field: str, pools: Sequence[tuple[str, str]], net: netaddr.IPNetwork, gw: int | None
+    field: str, pools: Sequence[tuple[str, str]], net: ipaddress.IPv4Network, gw: int | None
 ) -> list[tuple[int, int]]:
     """Pools inside the subnet's host range, disjoint, not holding the gateway. Empty: the default."""
     if not pools:
         return default_pools(net, gw)
+    first, last = bounds(net)
     ranges = []
     for i, (start_text, end_text) in enumerate(pools):
         name = f"{field}[{i}]"
@@ -108,7 +110,7 @@ def allocation_pools(
         end = ipv4(f"{name}.end", end_text)
         if start > end:
             raise invalid(name, f"start {start_text} is after end {end_text}")
-        if start <= net.first or end >= net.last:
+        if start <= first or end >= last:
             raise invalid(name, f"{start_text}-{end_text} is not inside the host addresses of {net}")
         if gw is not None and start <= gw <= end:
             raise invalid(name, f"{start_text}-{end_text} includes the gateway {int_to_ip(gw)}")

@@ -17,7 +17,7 @@ from controller.api.convert import PRESENTED_KINDS, Presenter
 from controller.api.errors import ApiError, ErrorCode, invalid
 from controller.api.status import abort
 from controller.store.base import CompactedError, Event, Store
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 from protos.loom.v1 import network_pb2
 
 log = get_logger(__name__)

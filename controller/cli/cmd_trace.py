@@ -14,7 +14,7 @@ import subprocess
 
 from controller.cli.client import Cli, CliError
 from controller.cli.registry import CommandGroup
-from dataplane.openflow.cookie import owner_labels
+from dataplane.contract.cookie import owner_labels
 from dataplane.trace import Endpoint, annotate, build_flow, run_trace
 from protos.loom.v1 import network_pb2, resources_pb2
 

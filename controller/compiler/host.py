@@ -12,12 +12,12 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from controller.compiler import l2
-from controller.compiler.pipeline import check_flow
 from controller.compiler.topology import Topology, is_vif_port
 from controller.model import Port
-from dataplane.constants import METADATA_IP
-from dataplane.openflow.cookie import CookieKind, make_cookie
-from dataplane.openflow.flow import Flow
+from dataplane.common.constants import METADATA_IP
+from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.contract.flow import Flow
+from dataplane.contract.pipeline import check_flow
 
 # What owns a group of flows: ("pipeline", ""), ("network", id) or ("port", id).
 GroupKey = tuple[str, str]

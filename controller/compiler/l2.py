@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from controller.compiler import pipeline as p
 from controller.compiler.topology import Topology, is_vif_port
 from controller.model import Network, Port
-from dataplane.constants import TUNNEL_OFPORT
-from dataplane.openflow.cookie import CookieKind, make_cookie
-from dataplane.openflow.fields import (
+from dataplane.common.addresses import is_ipv4
+from dataplane.common.constants import TUNNEL_OFPORT
+from dataplane.contract import pipeline as p
+from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.contract.fields import (
     ETH_TYPE_ARP,
     ETH_TYPE_IPV4,
     IP_PROTO_UDP,
     OFPP_IN_PORT,
 )
-from dataplane.openflow.flow import Action, Flow, Match, Move, Output, Resubmit, SetField
+from dataplane.contract.flow import Action, Flow, Match, Move, Output, Resubmit, SetField
 
 MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 
@@ -74,19 +75,19 @@ def _to_local_port(tag: int) -> tuple[Action, ...]:
 
 @lru_cache(maxsize=1 << 17)
 def _to_tunnel(vni: int, remote_ip: str) -> tuple[Action, ...]:
-    return (SetField("tunnel_id", vni), SetField("tun_ipv4_dst", remote_ip), Output(TUNNEL_OFPORT))
+    return (SetField("tunnel_id", vni), SetField.of("tun_ipv4_dst", remote_ip), Output(TUNNEL_OFPORT))
 
 
 def arp_reply_actions(mac: str, ip: str) -> tuple[Action, ...]:
     """Turn an ARP request for ``ip`` into the reply ``ip is-at mac``, back out its port."""
     return (
         Move("eth_src", "eth_dst", 48),
-        SetField("eth_src", mac),
+        SetField.of("eth_src", mac),
         SetField("arp_op", 2),
         Move("arp_sha", "arp_tha", 48),
         Move("arp_spa", "arp_tpa", 32),
-        SetField("arp_sha", mac),
-        SetField("arp_spa", ip),
+        SetField.of("arp_sha", mac),
+        SetField.of("arp_spa", ip),
         Output(OFPP_IN_PORT),
     )
 
@@ -260,7 +261,7 @@ def _port_security(port: Port, cookie: int) -> list[Flow]:
     mac = port.mac_address
     flows = []
     for ip in port.ips:
-        if ":" in ip:  # IPv6 is not supported: its packets are dropped
+        if not is_ipv4(ip):  # IPv6 is not supported: its packets are dropped
             continue
         flows.append(
             Flow(

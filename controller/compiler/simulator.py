@@ -15,8 +15,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dataplane.constants import TUNNEL_OFPORT
-from dataplane.openflow.fields import (
+from dataplane.common.constants import TUNNEL_OFPORT
+from dataplane.contract.fields import (
     ETH_TYPE_ARP,
     ETH_TYPE_IPV4,
     FIELDS,
@@ -26,7 +26,7 @@ from dataplane.openflow.fields import (
     ipv4_to_int,
     mac_to_int,
 )
-from dataplane.openflow.flow import Conjunction, Ct, CtClear, DecTtl, Flow, Move, Output, Resubmit, SetField
+from dataplane.contract.flow import Conjunction, Ct, CtClear, DecTtl, Flow, Move, Output, Resubmit, SetField
 
 Packet = dict[str, int]
 
@@ -223,6 +223,6 @@ def dhcp_offer(server_mac: str, server_ip: str, client_mac: str, client_ip: str)
 
 def field_value(name: str, value: str) -> int:
     """Parse a human value for ``name`` (MAC or IPv4 text) as the simulator stores it."""
-    from dataplane.openflow.fields import to_int
+    from dataplane.contract.fields import to_int
 
     return to_int(FIELDS[name], value)

@@ -31,7 +31,7 @@ from controller.compiler.topology import AgentInfo, Topology, is_vif_port
 from controller.distributor.hoststate import DeltaBuilder, HostRecord, merge_deltas, snapshot_to_proto
 from controller.model import Agent, Instance, Network, Port, Resource, Subnet
 from controller.store.base import Event, EventType, Store
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 from protos.loom.v1 import agent_pb2
 
 log = get_logger(__name__)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from controller.compiler.host import GroupKey, LocalNetworkSpec, LocalPortSpec
-from dataplane.openflow import encode
-from dataplane.openflow.flow import Flow
+from dataplane.contract import encode
+from dataplane.contract.flow import Flow
 from protos.loom.v1 import agent_pb2, resources_pb2
 
 DELTA_LOG_LENGTH = 512

@@ -22,8 +22,8 @@ from controller.distributor.distributor import Distributor
 from controller.distributor.status import HostFacts, PortStatusTracker
 from controller.model import Agent, Network, Port
 from controller.store.base import Store
-from dataplane.logs import get_logger
-from dataplane.openflow.cookie import describe_cookie, owner_labels
+from dataplane.common.logs import get_logger
+from dataplane.contract.cookie import describe_cookie, owner_labels
 from protos.loom.v1 import agent_pb2, agent_pb2_grpc, network_pb2
 
 log = get_logger(__name__)

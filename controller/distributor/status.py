@@ -27,7 +27,7 @@ from controller.model import (
     PortStage,
 )
 from controller.store.base import Store
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dataplane.logs import setup_logging
+from dataplane.common.logs import setup_logging
 
 from .server import DEFAULT_PORT, serve
 from .source import DictMetadataSource

@@ -13,7 +13,7 @@ import contextlib
 import threading
 from dataclasses import dataclass
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 from . import auth
 from .content import Reply, render

@@ -21,12 +21,11 @@ turned into a ``ConflictError`` / ``InvariantError`` naming the field.
 
 from __future__ import annotations
 
+import ipaddress
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import netaddr
 
 from controller.ipam import int_to_ip, ip_to_int
 from controller.model import Network, Port, Resource, Subnet
@@ -125,10 +124,10 @@ def segment_row(n: Network) -> tuple[Any, ...]:
 
 def range_row(s: Subnet) -> tuple[Any, ...]:
     try:
-        net = netaddr.IPNetwork(s.cidr, 4)
-    except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
+        net = ipaddress.IPv4Network(s.cidr)
+    except (ValueError, TypeError) as exc:
         raise InvariantError("subnet", "cidr", f"{s.cidr!r} is not an IPv4 CIDR") from exc
-    return (s.id, s.network_id, net.first, net.last)
+    return (s.id, s.network_id, int(net.network_address), int(net.broadcast_address))
 
 
 def mac_rows(p: Port) -> list[tuple[Any, ...]]:

@@ -35,7 +35,7 @@ from controller.model import RESOURCE_TYPES, Resource, dumps, from_dict
 from controller.store import invariants
 from controller.store.base import Callback, CompactedError, Event, EventType, NotFoundError, StoreError
 from controller.store.invariants import Change
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

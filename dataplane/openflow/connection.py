@@ -35,9 +35,9 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 from os_ken.ofproto.ofproto_protocol import ProtocolDesc
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
+from dataplane.contract.encode import NX_EXPERIMENTER_ID, OFP_VERSION, OFPTT_ALL, ONF_EXPERIMENTER_ID
 from dataplane.openflow.dump import InstalledFlow, parse_flow_stats
-from dataplane.openflow.encode import NX_EXPERIMENTER_ID, OFP_VERSION, OFPTT_ALL, ONF_EXPERIMENTER_ID
 
 log = get_logger(__name__)
 

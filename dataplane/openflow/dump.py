@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from dataplane.openflow.encode import WireFlow, WireKey
+from dataplane.contract.encode import WireFlow, WireKey
 
 # ofp_flow_stats up to the match: length, table_id, pad, duration (s, ns), priority, idle, hard, flags,
 # pad, cookie, packet_count, byte_count; then the ofp_match header (type, length).

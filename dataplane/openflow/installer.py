@@ -53,7 +53,8 @@ from types import MappingProxyType
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
+from dataplane.contract.encode import BUNDLE_FLAGS, WireFlow, WireKey, bundle_add_flow_mod, describe
 from dataplane.openflow.connection import (
     WRITE_BATCH_BYTES,
     ConnectionClosed,
@@ -61,7 +62,6 @@ from dataplane.openflow.connection import (
     OFError,
     OpenFlowError,
 )
-from dataplane.openflow.encode import BUNDLE_FLAGS, WireFlow, WireKey, bundle_add_flow_mod, describe
 
 log = get_logger(__name__)
 

@@ -1,12 +1,11 @@
-"""The agent's OVSDB driver: bridges, ports, the tunnel port, the underlay bridge, snapshots.
+"""The OVSDB driver: bridges, ports, the tunnel port, the interface monitor.
 
 Every call is idempotent ("ensure"): it reads the replica, writes only what
 differs and, when it wrote, waits until ovs-vswitchd applied the change (like
 ovs-vsctl), so callers see final OpenFlow port numbers. Errors name the bridge
 or port. The driver talks to one ovsdb-server (``ovsdb``: a socket path or
-``unix:``/``tcp:`` remote; default: $OVS_RUNDIR/db.sock); the netlink parts of
-``ensure_underlay`` act in the calling thread's network namespace, which must
-be the one ovs-vswitchd runs in.
+``unix:``/``tcp:`` remote; default: $OVS_RUNDIR/db.sock). It speaks OVSDB
+only: devices (veths, the underlay NIC) are ``vif`` and ``dataplane.underlay``'s job.
 """
 
 from __future__ import annotations
@@ -14,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from dataplane.constants import BR_INT, BR_PHY, TUNNEL_OFPORT, TUNNEL_PORT_NAME, VXLAN_UDP_PORT
-from dataplane.logs import get_logger
-from dataplane.ovs import localport, underlay
+from dataplane.common.constants import BR_INT, TUNNEL_OFPORT, TUNNEL_PORT_NAME, VXLAN_UDP_PORT
+from dataplane.common.logs import get_logger
 from dataplane.ovs.idl import OvsdbClient, OvsdbError, TxnContext, opt_value
 from dataplane.ovs.monitor import InterfaceMonitor
-from dataplane.ovs.types import ATTACHED_MAC, IFACE_ID, LOOM_OWNER, InterfaceEvent, LocalPort, PortInfo
+from dataplane.ovs.types import ATTACHED_MAC, IFACE_ID, LOOM_OWNER, InterfaceEvent, PortInfo
 
 log = get_logger(__name__)
 
@@ -273,22 +271,6 @@ class OvsDriver:
             raise OvsdbError(f"tunnel port {name} on {bridge} got ofport {got}, not the requested {ofport}")
         return got
 
-    def ensure_underlay(
-        self,
-        nic: str,
-        ip_cidr: str,
-        bridge: str = BR_PHY,
-        datapath_type: str = "netdev",
-    ) -> None:
-        """br-phy holding ``nic``, with the underlay IP (and gateway routes) moved onto br-phy's own port.
-
-        With the userspace datapath, ovs-vswitchd routes tunnel packets with its
-        own table (`ovs-appctl ovs/route/show`), learnt from the kernel routes of
-        OVS bridge devices; so the IP must sit on an OVS bridge, and the NIC
-        becomes a plain port of it (standalone bridge: NORMAL switching).
-        """
-        underlay.ensure(self, nic, ip_cidr, bridge, datapath_type)
-
     # -- the interface monitor ----------------------------------------------
 
     def monitor_interfaces(
@@ -298,26 +280,3 @@ class OvsDriver:
     ) -> InterfaceMonitor:
         """Start an InterfaceMonitor on this connection (see dataplane.ovs.monitor)."""
         return InterfaceMonitor(self.client, bridge=bridge, callback=callback).start()
-
-    # -- localports (see dataplane.ovs.localport) ----------------------------
-
-    def add_localport(
-        self,
-        name: str,
-        netns: str,
-        mac: str,
-        ips: Sequence[str],
-        mtu: int,
-        ofport_request: int | None = None,
-        bridge: str = BR_INT,
-        ns_ifname: str | None = None,
-        external_ids: Mapping[str, str] | None = None,
-    ) -> LocalPort:
-        """See dataplane.ovs.localport.add_localport."""
-        return localport.add_localport(
-            self, name, netns, mac, ips, mtu, ofport_request, bridge, ns_ifname=ns_ifname, external_ids=external_ids
-        )
-
-    def remove_localport(self, name: str, netns: str | None = None, delete_netns: bool = False) -> bool:
-        """See dataplane.ovs.localport.remove_localport."""
-        return localport.remove_localport(self, name, netns, delete_netns=delete_netns)

@@ -33,7 +33,7 @@ with warnings.catch_warnings():
     import ovs.poller
     import ovs.stream
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

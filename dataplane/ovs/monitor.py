@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from dataplane.constants import BR_INT
-from dataplane.logs import get_logger
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import get_logger
 from dataplane.ovs.idl import OvsdbClient, RowChange, opt_value
 from dataplane.ovs.types import ATTACHED_MAC, IFACE_ID, InterfaceEvent
 

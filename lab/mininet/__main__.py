@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from dataplane.logs import setup_logging
+from dataplane.common.logs import setup_logging
 from lab.mininet.cleanup import clean
 from lab.mininet.config import LabConfig
 from lab.mininet.lab import Lab

@@ -15,12 +15,12 @@ import shutil
 import signal
 from dataclasses import dataclass, field
 
-from dataplane.logs import get_logger
+from dataplane.common import netns as ns
+from dataplane.common.logs import get_logger
 from lab.mininet.config import STATE_ROOT
 from lab.mininet.ovs_instance import DAEMONS, OvsPaths, kill_daemon
 from lab.mininet.state import LabState, find_states
 from vif import link
-from vif import netns as ns
 
 log = get_logger(__name__)
 

@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from dataplane.constants import VXLAN_OVERHEAD
+from dataplane.common.constants import VXLAN_OVERHEAD
 
 STATE_ROOT = "/tmp"
 STATE_DIR_PREFIX = "loom-"

@@ -30,15 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from dataplane.constants import BR_INT
-from dataplane.logs import get_logger
+from dataplane import underlay
+from dataplane.common import netns as ns
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import get_logger
 from dataplane.ovs.driver import OvsDriver
 from lab.mininet import cleanup, topology
 from lab.mininet.config import EXTERNAL_NIC, MGMT_NIC, UNDERLAY_NIC, LabConfig
 from lab.mininet.ovs_instance import OvsInstance, OvsPaths
 from lab.mininet.state import LabState
 from vif import link
-from vif import netns as ns
 from vif.plug import PluggedVif, plug_veth, unplug
 
 log = get_logger(__name__)
@@ -211,7 +212,8 @@ class Lab:
         link.set_link(EXTERNAL_NIC, up=True)
 
     def _configure_ovs(self, hv: Hypervisor, driver: OvsDriver) -> None:
-        driver.ensure_underlay(
+        underlay.ensure(
+            driver,
             UNDERLAY_NIC,
             f"{hv.tunnel_ip}/{self.config.prefixlen(self.config.underlay_cidr)}",
             datapath_type=self.config.datapath_type,

@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -341,7 +341,7 @@ class ApiMachine(RuleBasedStateMachine):
         from controller.api.errors import ApiError
 
         try:
-            self.live.controller.context.network.update_port_status(port_id, status, ())
+            self.live.controller.context.network.ports.update_status(port_id, status, ())
         except ApiError:
             pass
 

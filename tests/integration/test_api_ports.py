@@ -219,7 +219,7 @@ def test_binding_allocates_ofports(live: LiveController, net: tuple) -> None:
     assert dict(a.binding_vif_details) == {"bridge": "br-int", "ofport": "100", "mtu": "1450"}
     assert b.binding_vif_details["ofport"] == "101" and c.binding_vif_details["ofport"] == "100"
     # Unbind clears it; rebinding elsewhere allocates there and resets what the old host reported.
-    live.controller.context.network.update_port_status(a.id, "ACTIVE", [PortStage("up", True, 1.0)])
+    live.controller.context.network.ports.update_status(a.id, "ACTIVE", [PortStage("up", True, 1.0)])
     u = update(live, a.id, ["binding_host_id"], binding_host_id=host + "-other")
     assert (
         u.binding_vif_details["ofport"] == "101" and u.status == "DOWN" and [s.name for s in u.stages] == ["accepted"]
@@ -243,18 +243,18 @@ def test_update_port_status(live: LiveController, net: tuple) -> None:
     api = live.controller.context.network
     p = create(live, network_id=n.id)
     stages = [PortStage("accepted", True, 1.0), PortStage("flows_installed", True, 2.0, "42 flows")]
-    updated = api.update_port_status(p.id, "ACTIVE", stages)
+    updated = api.ports.update_status(p.id, "ACTIVE", stages)
     assert updated.status == "ACTIVE" and updated.stages == tuple(stages)
     revision = live.store.revision
-    assert api.update_port_status(p.id, "ACTIVE", stages) is live.store.get("port", p.id)
+    assert api.ports.update_status(p.id, "ACTIVE", stages) is live.store.get("port", p.id)
     assert live.store.revision == revision  # unchanged: no commit
     got = live.network.GetPort(npb.GetRequest(id=p.id))
     assert got.status == "ACTIVE" and got.stages[1].detail == "42 flows"
     with pytest.raises(ApiError) as info:
-        api.update_port_status(p.id, "GREEN", [])
+        api.ports.update_status(p.id, "GREEN", [])
     assert info.value.code is ErrorCode.INVALID_ARGUMENT
     with pytest.raises(ApiError) as info:
-        api.update_port_status("missing", "ACTIVE", [])
+        api.ports.update_status("missing", "ACTIVE", [])
     assert info.value.code is ErrorCode.NOT_FOUND
 
 

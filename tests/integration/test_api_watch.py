@@ -134,7 +134,7 @@ def test_filters_by_kind_and_id(live: LiveController) -> None:
     p = live.network.CreatePort(npb.CreatePortRequest(port=rpb.Port(network_id=n.id)))
     live.network.CreatePort(npb.CreatePortRequest(port=rpb.Port(network_id=n.id)))
     api = live.controller.context.network
-    api.update_port_status(p.id, "ACTIVE", [PortStage("accepted", True, 1.0), PortStage("up", True, 2.0)])
+    api.ports.update_status(p.id, "ACTIVE", [PortStage("accepted", True, 1.0), PortStage("up", True, 2.0)])
     stream = live.network.Watch(npb.WatchRequest(since_revision=start, kinds=["port"], id=p.id), timeout=20)
     try:
         events = take(stream, 2)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dataplane.common.supervise import find_processes, is_running
 from dhcp.manager import DhcpManager
 from dhcp.model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig, Route
-from dhcp.process import find_processes, is_running
 from lab.mininet.probes import wait_restarted_on_udp
 
 from .netlab import Lab, run

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.contract.encode import FlowEncoder, WireFlow, to_wire
+from dataplane.contract.fields import int_to_mac
+from dataplane.contract.flow import Conjunction, Flow, Match, Output, Resubmit, SetField
 from dataplane.openflow.connection import ConnectionClosed, OFConnection, OpenFlowError, mgmt_target
-from dataplane.openflow.cookie import CookieKind, make_cookie
-from dataplane.openflow.encode import FlowEncoder, WireFlow, to_wire
-from dataplane.openflow.fields import int_to_mac
-from dataplane.openflow.flow import Conjunction, Flow, Match, Output, Resubmit, SetField
 from dataplane.openflow.installer import BundleError, DuplicateFlowError, FlowInstaller
 
 pytestmark = pytest.mark.ovs
@@ -314,7 +314,7 @@ def test_failing_desired_iterable_changes_nothing(bridge: str, conn: OFConnectio
 
 def test_pipelined_request_errors_are_reported_by_xid(conn: OFConnection) -> None:
     bad = to_wire(Flow(table=1, priority=1, actions=(Conjunction(1, 1, 2), Output(2))))
-    from dataplane.openflow.encode import flow_mod_add
+    from dataplane.contract.encode import flow_mod_add
 
     xid = conn.allocate_xids()
     with pytest.raises(OpenFlowError, match="NXBAC_BAD_CONJUNCTION"):

@@ -18,9 +18,9 @@ import pytest
 from controller.metadata.server import MetadataServer
 from controller.metadata.source import DictMetadataSource
 from controller.model import FixedIP, Instance, Network, Port, Subnet
+from dataplane.common.supervise import find_processes, is_running
 from dhcp.manager import DhcpManager
 from dhcp.model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig
-from dhcp.process import find_processes, is_running
 from metadata_proxy.manager import MetadataProxyManager
 from metadata_proxy.model import MetadataIdentity, MetadataNetwork
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dataplane.constants import TUNNEL_OFPORT, TUNNEL_PORT_NAME
+from dataplane.common.constants import TUNNEL_OFPORT, TUNNEL_PORT_NAME
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.idl import OvsdbClient, OvsdbError
 from tests.integration.vif_fixtures import (

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from dataplane.localport_device import add_localport, remove_localport
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.idl import OvsdbError
 from tests.integration.vif_fixtures import (
@@ -33,7 +34,8 @@ def addresses(ifname: str, netns: str) -> set[str]:
 def test_localport_lifecycle(driver: OvsDriver, bridge: str, janitor: Janitor) -> None:
     name, netns = "lvlp" + uuid.uuid4().hex[:8], janitor.netns()
     janitor.devices.append(name)
-    lp = driver.add_localport(
+    lp = add_localport(
+        driver,
         name,
         netns,
         "FA:16:3E:DD:00:01",
@@ -56,7 +58,8 @@ def test_localport_lifecycle(driver: OvsDriver, bridge: str, janitor: Janitor) -
 
     # Idempotent; a changed address set is made exact.
     assert (
-        driver.add_localport(
+        add_localport(
+            driver,
             name,
             netns,
             "fa:16:3e:dd:00:01",
@@ -68,22 +71,30 @@ def test_localport_lifecycle(driver: OvsDriver, bridge: str, janitor: Janitor) -
         )
         == lp
     )
-    driver.add_localport(
-        name, netns, "fa:16:3e:dd:00:01", ["10.80.0.3/24"], 1450, ofport_request=65001, bridge=bridge, ns_ifname="svc0"
+    add_localport(
+        driver,
+        name,
+        netns,
+        "fa:16:3e:dd:00:01",
+        ["10.80.0.3/24"],
+        1450,
+        ofport_request=65001,
+        bridge=bridge,
+        ns_ifname="svc0",
     )
     assert addresses("svc0", netns) == {"10.80.0.3/24"}
 
-    assert driver.remove_localport(name, netns, delete_netns=True) is True
+    assert remove_localport(driver, name, netns, delete_netns=True) is True
     assert not link_exists(name) and name not in vsctl("list-ports", bridge).split()
     assert not os.path.exists(f"/run/netns/{netns}")
-    assert driver.remove_localport(name, netns, delete_netns=True) is False
+    assert remove_localport(driver, name, netns, delete_netns=True) is False
 
 
 def test_localport_is_reachable_from_a_vif(driver: OvsDriver, bridge: str, janitor: Janitor) -> None:
     """ICMP and TCP between a VM and the service namespace (offloads off on the localport too)."""
     name, svc = "lvlp" + uuid.uuid4().hex[:8], janitor.netns()
     janitor.devices.append(name)
-    driver.add_localport(name, svc, "fa:16:3e:dd:00:02", ["10.81.0.2/24"], 1450, bridge=bridge)
+    add_localport(driver, name, svc, "fa:16:3e:dd:00:02", ["10.81.0.2/24"], 1450, bridge=bridge)
     pid, vm = port_id(), janitor.netns()
     janitor.devices.append(vif_device_name(pid))
     plug_veth(pid, "fa:16:3e:dd:00:03", 1450, vm, ovsdb=driver, bridge=bridge, ips=["10.81.0.10/24"])
@@ -94,6 +105,6 @@ def test_localport_is_reachable_from_a_vif(driver: OvsDriver, bridge: str, janit
 def test_taken_localport_ofport_is_an_error(driver: OvsDriver, bridge: str, janitor: Janitor) -> None:
     first, second = "lvlp" + uuid.uuid4().hex[:8], "lvlp" + uuid.uuid4().hex[:8]
     janitor.devices += [first, second]
-    driver.add_localport(first, janitor.netns(), "fa:16:3e:dd:00:04", ["10.82.0.2/24"], 1450, 65010, bridge)
+    add_localport(driver, first, janitor.netns(), "fa:16:3e:dd:00:04", ["10.82.0.2/24"], 1450, 65010, bridge)
     with pytest.raises(OvsdbError, match=rf"localport {second} .* not the requested 65010"):
-        driver.add_localport(second, janitor.netns(), "fa:16:3e:dd:00:05", ["10.82.0.3/24"], 1450, 65010, bridge)
+        add_localport(driver, second, janitor.netns(), "fa:16:3e:dd:00:05", ["10.82.0.3/24"], 1450, 65010, bridge)

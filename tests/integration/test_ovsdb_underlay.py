@@ -1,4 +1,4 @@
-"""ensure_underlay inside a namespace with its own OVS: the IP and gateway routes move onto br-phy.
+"""underlay.ensure inside a namespace with its own OVS: the IP and gateway routes move onto br-phy.
 
 Runs the driver from a thread inside that namespace (as the agent runs on a
 hypervisor), and checks with `ip` and `ovs-appctl ovs/route/show` that
@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from dataplane import underlay
+from dataplane.common import netns as ns
 from dataplane.ovs.driver import OvsDriver
 from lab.mininet.ovs_instance import OvsInstance
 from tests.integration.vif_fixtures import (
@@ -19,7 +21,6 @@ from tests.integration.vif_fixtures import (
     unique,
 )
 from vif import link
-from vif import netns as ns
 
 pytestmark = pytest.mark.ovs
 
@@ -36,8 +37,8 @@ def test_underlay_moves_ip_and_routes_to_br_phy(sandbox_ovs: tuple[str, OvsInsta
     nic_mac = link.get_link("lvnic0", netns).mac  # type: ignore[union-attr]
 
     with OvsDriver(instance.paths.db_socket) as driver, ns.NetnsExecutor(netns) as inside:
-        inside.submit(driver.ensure_underlay, "lvnic0", "198.51.100.7/24").result()
-        inside.submit(driver.ensure_underlay, "lvnic0", "198.51.100.7/24").result()  # idempotent
+        inside.submit(underlay.ensure, driver, "lvnic0", "198.51.100.7/24").result()
+        inside.submit(underlay.ensure, driver, "lvnic0", "198.51.100.7/24").result()  # idempotent
 
     addrs = json.loads(sh("ip", "-j", "addr", netns=netns))
     by_dev = {
@@ -58,6 +59,6 @@ def test_underlay_moves_ip_and_routes_to_br_phy(sandbox_ovs: tuple[str, OvsInsta
 def test_underlay_nic_must_exist(sandbox_ovs: tuple[str, OvsInstance]) -> None:
     netns, instance = sandbox_ovs
     with OvsDriver(instance.paths.db_socket) as driver, ns.NetnsExecutor(netns) as inside:
-        future = inside.submit(driver.ensure_underlay, unique("lvx"), "198.51.100.7/24")
+        future = inside.submit(underlay.ensure, driver, unique("lvx"), "198.51.100.7/24")
         with pytest.raises(RuntimeError, match=r"underlay NIC lvx\w+ does not exist"):
             future.result()

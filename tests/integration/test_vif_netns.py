@@ -7,9 +7,9 @@ import subprocess
 import threading
 import time
 
+from dataplane.common import netns as ns
 from tests.integration.vif_fixtures import Janitor, sh, unique
 from vif import link
-from vif import netns as ns
 
 
 def inode(path: str) -> int:

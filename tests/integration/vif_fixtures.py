@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from dataplane.common import netns as ns
 from dataplane.ovs.driver import OvsDriver
 from lab.mininet.ovs_instance import OvsInstance
 from lab.mininet.probes import tcp_transfer
-from vif import netns as ns
 
 __all__ = ["tcp_transfer"]  # re-exported for the tests
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from dataplane.common import netns as ns
 from tests.integration.vif_fixtures import REPO
 from vif import link
-from vif import netns as ns
 
 pytestmark = pytest.mark.lab
 

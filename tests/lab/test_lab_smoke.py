@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from dataplane.constants import BR_INT, BR_PHY, TUNNEL_OFPORT, TUNNEL_PORT_NAME
+from dataplane.common.constants import BR_INT, BR_PHY, TUNNEL_OFPORT, TUNNEL_PORT_NAME
 from lab.mininet import Lab
 from lab.mininet.cleanup import clean
 from tests.integration.vif_fixtures import REPO

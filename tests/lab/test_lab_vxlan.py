@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from dataplane.constants import BR_INT, BR_PHY, TUNNEL_OFPORT
+from dataplane.common.constants import BR_INT, BR_PHY, TUNNEL_OFPORT
 from lab.mininet import Lab, Vm
 from lab.mininet.probes import tcp_transfer
 

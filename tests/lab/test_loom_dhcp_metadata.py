@@ -14,7 +14,7 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from dhcp.process import read_pid_file
+from dataplane.common.supervise import read_pid_file
 from lab.mininet import guest, probes
 from lab.mininet.guest import Capture, send_frames
 from lab.mininet.lab import Vm

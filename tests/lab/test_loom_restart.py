@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from dataplane.openflow.cookie import CookieKind, make_cookie
+from dataplane.contract.cookie import CookieKind, make_cookie
 from lab.mininet import probes
 from lab.mininet.lab import Vm
 from lab.mininet.loom import LoomLab

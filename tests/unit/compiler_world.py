@@ -6,12 +6,12 @@ import itertools
 from dataclasses import dataclass, field, replace
 
 from controller.compiler.host import compile_host
-from controller.compiler.physical import localport_binding_flows, vif_binding_flows
 from controller.compiler.simulator import Delivery, Fabric, Packet
 from controller.compiler.topology import AgentInfo, Topology
 from controller.model import OWNER_DHCP, FixedIP, Network, Port, Subnet
-from dataplane.constants import LOCALPORT_OFPORT_MIN
-from dataplane.openflow.flow import Flow
+from dataplane.common.constants import LOCALPORT_OFPORT_MIN
+from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
+from dataplane.contract.flow import Flow
 
 
 @dataclass

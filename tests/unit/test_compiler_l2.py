@@ -7,7 +7,6 @@ from dataclasses import replace
 import pytest
 
 from controller.compiler.host import compile_host
-from controller.compiler.pipeline import TABLES, PipelineError, check_flow
 from controller.compiler.simulator import (
     Fabric,
     FlowTable,
@@ -18,10 +17,11 @@ from controller.compiler.simulator import (
     ipv4,
 )
 from controller.model import FixedIP
-from dataplane.constants import TUNNEL_OFPORT
-from dataplane.openflow.cookie import CookieKind, split_cookie
-from dataplane.openflow.fields import IP_PROTO_TCP, int_to_mac, ipv4_to_int, mac_to_int
-from dataplane.openflow.flow import Flow, Match, Resubmit
+from dataplane.common.constants import TUNNEL_OFPORT
+from dataplane.contract.cookie import CookieKind, split_cookie
+from dataplane.contract.fields import IP_PROTO_TCP, int_to_mac, ipv4_to_int, mac_to_int
+from dataplane.contract.flow import Flow, Match, Resubmit
+from dataplane.contract.pipeline import TABLES, PipelineError, check_flow
 from tests.unit.compiler_world import World, at
 
 BCAST = "ff:ff:ff:ff:ff:ff"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dataplane.common.files import safe_name
 from dhcp.model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig, Route
-from dhcp.paths import network_paths, safe_name
+from dhcp.paths import network_paths
 from dhcp.render import (
     classless_routes,
     dhcp_hostname,

@@ -14,9 +14,9 @@ from controller.compiler.topology import Topology
 from controller.distributor.distributor import Distributor
 from controller.model import OWNER_DHCP, Agent, FixedIP, Network, Port, Subnet
 from controller.store.sqlite import SqliteStore
+from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.contract.encode import to_wire
 from dataplane.desired import DesiredState
-from dataplane.openflow.cookie import CookieKind, make_cookie
-from dataplane.openflow.encode import to_wire
 from protos.loom.v1 import agent_pb2
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
-import netaddr
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from controller.ipam import (
     IntAllocator,
     SubnetAddresses,
+    bounds,
     default_pools,
     generate_mac,
     int_to_ip,
@@ -108,7 +109,7 @@ def test_allocator_matches_a_reference_set(ops: list[tuple[str, int]]) -> None:
 
 
 def test_default_pools_split_around_the_gateway() -> None:
-    net = netaddr.IPNetwork("10.0.0.0/24")
+    net = ipaddress.IPv4Network("10.0.0.0/24")
     gw = ip_to_int("10.0.0.1")
     assert default_pools(net, gw) == [(ip_to_int("10.0.0.2"), ip_to_int("10.0.0.254"))]
     mid = ip_to_int("10.0.0.100")
@@ -117,14 +118,15 @@ def test_default_pools_split_around_the_gateway() -> None:
         (ip_to_int("10.0.0.101"), ip_to_int("10.0.0.254")),
     ]
     assert default_pools(net, None) == [(ip_to_int("10.0.0.1"), ip_to_int("10.0.0.254"))]
-    assert default_pools(netaddr.IPNetwork("10.0.0.0/30"), ip_to_int("10.0.0.1")) == [
+    assert default_pools(ipaddress.IPv4Network("10.0.0.0/30"), ip_to_int("10.0.0.1")) == [
         (ip_to_int("10.0.0.2"), ip_to_int("10.0.0.2"))
     ]
 
 
 def test_subnet_addresses_track_owners_and_reconfigure() -> None:
-    net = netaddr.IPNetwork("192.168.1.0/29")  # hosts .1-.6, gateway .1: pool .2-.6
-    book = SubnetAddresses("s", net.first, net.last, net.first + 1, default_pools(net, net.first + 1))
+    net = ipaddress.IPv4Network("192.168.1.0/29")  # hosts .1-.6, gateway .1: pool .2-.6
+    first, last = bounds(net)
+    book = SubnetAddresses("s", first, last, first + 1, default_pools(net, first + 1))
     book.assign(ip_to_int("192.168.1.2"), "p1")
     assert book.allocate() == ip_to_int("192.168.1.3")
     book.unassign(ip_to_int("192.168.1.2"), "other")  # not its owner: ignored
@@ -139,10 +141,11 @@ def test_subnet_addresses_track_owners_and_reconfigure() -> None:
 
 def test_big_subnet_allocation_stays_fast() -> None:
     """10k allocations in a /16 with scattered holes: the cursor never rescans the pool."""
-    net = netaddr.IPNetwork("10.20.0.0/16")
-    book = SubnetAddresses("s", net.first, net.last, net.first + 1, default_pools(net, net.first + 1))
+    net = ipaddress.IPv4Network("10.20.0.0/16")
+    first, last = bounds(net)
+    book = SubnetAddresses("s", first, last, first + 1, default_pools(net, first + 1))
     rng = random.Random(7)
-    for ip in rng.sample(range(net.first + 2, net.first + 20_000), 5_000):  # requested addresses, ahead of the cursor
+    for ip in rng.sample(range(first + 2, first + 20_000), 5_000):  # requested addresses, ahead of the cursor
         book.assign(ip, "fixed")
     calls = 0
     original = book.allocator._value_at

@@ -20,8 +20,8 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 from os_ken.ofproto.ofproto_protocol import ProtocolDesc
 
-from dataplane.openflow import encode
-from dataplane.openflow.encode import (
+from dataplane.contract import encode
+from dataplane.contract.encode import (
     BUNDLE_FLAGS,
     FlowEncoder,
     WireFlow,
@@ -41,8 +41,8 @@ from dataplane.openflow.encode import (
     to_wire,
     wire_to_proto,
 )
-from dataplane.openflow.fields import FIELDS, OFPP_IN_PORT, FieldKind, int_to_ipv4, int_to_mac
-from dataplane.openflow.flow import (
+from dataplane.contract.fields import FIELDS, OFPP_IN_PORT, FieldKind, int_to_ipv4, int_to_mac
+from dataplane.contract.flow import (
     Action,
     Conjunction,
     Ct,

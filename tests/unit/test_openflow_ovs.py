@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dataplane.contract.encode import FlowEncoder, WireFlow
+from dataplane.contract.fields import OFPP_IN_PORT
+from dataplane.contract.flow import Conjunction, Ct, DecTtl, Flow, Match, MatchField, Nat, Output, SetField
 from dataplane.openflow.connection import OFConnection, mgmt_target
-from dataplane.openflow.encode import FlowEncoder, WireFlow
-from dataplane.openflow.fields import OFPP_IN_PORT
-from dataplane.openflow.flow import Conjunction, Ct, DecTtl, Flow, Match, MatchField, Nat, Output, SetField
 from dataplane.openflow.installer import FlowInstaller
 from tests.unit.test_openflow_encode import ARP_RESPONDER, EXAMPLES, flows
 

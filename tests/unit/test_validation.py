@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import netaddr
+import ipaddress
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from controller.api import validation as v
 from controller.api.errors import ApiError, ErrorCode
 from controller.ipam import ip_to_int
 
-NET = netaddr.IPNetwork("10.0.0.0/24")
+NET = ipaddress.IPv4Network("10.0.0.0/24")
 
 
 def invalid_message(fn, *args) -> str:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataplane.openflow.flow import Flow, Resubmit
+from dataplane.contract.flow import Flow, Resubmit
 
 REG_NETWORK = "metadata"
 REG_SRC_PORT = "reg6"

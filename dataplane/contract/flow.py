@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from dataplane.openflow.fields import FIELDS, OFPP_IN_PORT, FieldSpec, format_value, to_int
+from dataplane.contract.fields import FIELDS, OFPP_IN_PORT, FieldSpec, format_value, to_int
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -29,6 +29,7 @@ def _normalise(name: str, raw: int | str | tuple[int | str, int | str]) -> Match
     spec = FIELDS.get(name)
     if spec is None:
         raise ValueError(f"unknown match field {name!r}")
+    mask: int | None
     if isinstance(raw, tuple):
         value, mask = to_int(spec, raw[0]), to_int(spec, raw[1])
         if not spec.maskable:
@@ -88,13 +89,18 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class SetField:
+    """Set a field to a value; ``SetField.of`` also takes MAC and IPv4 text."""
+
     field: str
     value: int
 
     def __post_init__(self) -> None:
-        spec = FIELDS[self.field]
-        if not isinstance(self.value, int):
-            object.__setattr__(self, "value", to_int(spec, self.value))
+        if not isinstance(self.value, int):  # text given to the constructor: normalise it anyway
+            object.__setattr__(self, "value", to_int(FIELDS[self.field], self.value))
+
+    @classmethod
+    def of(cls, field: str, value: int | str) -> SetField:
+        return cls(field, to_int(FIELDS[field], value))
 
     def text(self) -> str:
         return f"set_field:{format_value(FIELDS[self.field], self.value)}->{FIELDS[self.field].ofctl_name}"

@@ -24,3 +24,8 @@ VXLAN_OVERHEAD = 50
 
 METADATA_IP = "169.254.169.254"
 METADATA_PORT = 80
+
+# device_owner values with a meaning to Loom (Neutron's spelling).
+OWNER_DHCP = "network:dhcp"
+OWNER_ROUTER_INTERFACE = "network:router_interface"
+OWNER_COMPUTE_PREFIX = "compute:"

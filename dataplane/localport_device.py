@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from dataplane.constants import BR_INT
-from dataplane.logs import get_logger
+from dataplane.common import netns as ns
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import get_logger
 from dataplane.ovs.idl import OvsdbError
 from dataplane.ovs.types import LOOM_OWNER, LocalPort
 from vif import link
-from vif import netns as ns
 
 if TYPE_CHECKING:
     from dataplane.ovs.driver import OvsDriver

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dataplane.logs import get_logger
+from dataplane.common.constants import BR_PHY
+from dataplane.common.logs import get_logger
 from dataplane.ovs.types import LOOM_OWNER
 from vif import link
 
@@ -27,7 +28,7 @@ class UnderlayError(RuntimeError):
     """The underlay could not be set up; the message names the NIC or bridge."""
 
 
-def ensure(driver: OvsDriver, nic: str, ip_cidr: str, bridge: str, datapath_type: str = "netdev") -> None:
+def ensure(driver: OvsDriver, nic: str, ip_cidr: str, bridge: str = BR_PHY, datapath_type: str = "netdev") -> None:
     """Make ``bridge`` hold ``nic`` and carry ``ip_cidr``. Idempotent; acts in the calling thread's namespace."""
     nic_link = link.get_link(nic)
     if nic_link is None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 

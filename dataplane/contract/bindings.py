@@ -8,9 +8,9 @@ first packet already finds its flows). Pure, shared by the agent and tests.
 
 from __future__ import annotations
 
-from controller.compiler import pipeline as p
-from dataplane.openflow.cookie import CookieKind, make_cookie
-from dataplane.openflow.flow import Flow, Match, Output, SetField
+from dataplane.contract import pipeline as p
+from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.contract.flow import Flow, Match, Output, SetField
 
 PRIO_BINDING = 100
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dataplane.logs import get_logger
+from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -264,13 +264,3 @@ def rotate_log(path: Path) -> None:
             path.replace(path.with_suffix(".log.1"))
     except FileNotFoundError:
         pass
-
-
-def write_atomically(tmp_dir: Path, target: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``target`` beside it in ``tmp_dir`` (same file system), then rename: a helper never reads half a file."""
-    tmp = tmp_dir / target.name
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)  # O_CREAT's mode passes through the umask, and an existing file keeps its own
-    os.replace(tmp, target)

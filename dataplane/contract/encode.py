@@ -1,6 +1,6 @@
 """Encode Loom flows into OpenFlow 1.3 wire bytes, fast and canonically.
 
-The controller encodes each :class:`~dataplane.openflow.flow.Flow` once into a
+The controller encodes each :class:`~dataplane.contract.flow.Flow` once into a
 :class:`WireFlow` (table, priority, cookie, OXM match bytes, instruction bytes);
 the agent diffs WireFlows by ``key`` = (table, priority, match bytes) and wraps
 them into flow mods and ONF bundle-add messages. This module is the hot path,
@@ -36,14 +36,14 @@ from typing import Any, NamedTuple
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from dataplane.openflow.fields import (
+from dataplane.contract.fields import (
     FIELDS,
     OXM_CLASS_NXM0,
     OXM_CLASS_NXM1,
     FieldSpec,
     ipv4_to_int,
 )
-from dataplane.openflow.flow import (
+from dataplane.contract.flow import (
     Action,
     Conjunction,
     Ct,
@@ -451,21 +451,20 @@ class FlowEncoder:
             return hit[1]
         parts = []
         for a in actions:
-            kind = type(a)
-            if kind is SetField:
+            if isinstance(a, SetField):
                 prefix, n, pad = _SET_FIELD_PREFIX[a.field]
                 parts.append(prefix + a.value.to_bytes(n, "big") + pad)
-            elif kind is Output:
+            elif isinstance(a, Output):
                 b = self._outputs.get(a.port)
                 if b is None:
                     b = self._outputs[a.port] = _encode_output(a)
                 parts.append(b)
-            elif kind is Resubmit:
+            elif isinstance(a, Resubmit):
                 b = self._resubmits.get(a.table)
                 if b is None:
                     b = self._resubmits[a.table] = _encode_resubmit(a)
                 parts.append(b)
-            elif kind is Ct:
+            elif isinstance(a, Ct):
                 b = self._cts.get(a)
                 if b is None:
                     if len(self._cts) >= self.max_entries:

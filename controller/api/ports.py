@@ -1,0 +1,230 @@
+"""Ports: MAC and fixed IP allocation, binding to a host (with the OpenFlow port number the VIF requests),
+and the status and stages the agents report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from controller.api import validation as v
+from controller.api.core import ResourceApi, accepted_stages, new_id
+from controller.api.errors import already_exists, failed_precondition, invalid, not_found
+from controller.api.masks import PORT_RULES
+from controller.api.paging import Page, paginate
+from controller.ipam import generate_mac, int_to_ip, ip_to_int
+from controller.model import OWNER_ROUTER_INTERFACE, PORT_DOWN, FixedIP, Network, Port, PortStage, Subnet
+from dataplane.common.constants import BR_INT
+from dataplane.common.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class PortResource(ResourceApi):
+    """Port CRUD, IP assignment and binding; the agents' status reports."""
+
+    def vif_details(self, port: Port) -> dict[str, str]:
+        """Neutron's binding:vif_details: how the host plugs the VIF (empty while unbound)."""
+        if not port.binding_ofport:
+            return {}
+        net = self.store.get("network", port.network_id)
+        mtu = net.mtu if isinstance(net, Network) else 0
+        return {"bridge": BR_INT, "ofport": str(port.binding_ofport), "mtu": str(mtu)}
+
+    def get(self, port_id: str) -> Port:
+        return self._get("port", port_id)
+
+    def list(self, filters: Mapping[str, str], limit: int = 0, page_token: str = "") -> Page[Port]:
+        network_id = filters.get("network_id") or ""
+        if network_id:
+            # Cheaper than filtering every port of every network.
+            ids = set(self.index.port_ids(network_id))
+            revision, objs = self.store.snapshot("port")
+            objs = [p for p in objs if p.id in ids]
+        else:
+            revision, objs = self.store.snapshot("port")
+        return paginate(revision, objs, filters, limit, page_token)  # type: ignore[arg-type]
+
+    def create(self, fields: Mapping[str, Any]) -> Port:
+        network_id = v.required("port.network_id", fields.get("network_id", ""))
+        name = v.text("port.name", fields.get("name", ""))
+        device_id = v.text("port.device_id", fields.get("device_id", ""))
+        device_owner = v.text("port.device_owner", fields.get("device_owner", ""))
+        host = v.text("port.binding_host_id", fields.get("binding_host_id", ""))
+        mac = v.mac_address("port.mac_address", fields["mac_address"]) if fields.get("mac_address") else ""
+        requested = self._requested_ips(fields["fixed_ips"]) if fields.get("fixed_ips") else None
+        with self.lock:
+            net: Network = self._get("network", network_id, "port.network_id")
+            project_id = v.text("port.project_id", fields.get("project_id", "") or net.project_id)
+            port_id = new_id()
+            if mac:
+                owner = self.index.mac_owner(net.id, mac)
+                if owner is not None:
+                    raise already_exists("port.mac_address", f"{mac} is used by port {owner} on network {net.id}")
+            else:
+                mac = generate_mac(self.index.macs(net.id))
+            fixed_ips = self._assign_ips(net, port_id, requested, (), device_owner)
+            port = Port(
+                id=port_id,
+                name=name,
+                network_id=net.id,
+                project_id=project_id,
+                mac_address=mac,
+                fixed_ips=fixed_ips,
+                device_id=device_id,
+                device_owner=device_owner,
+                binding_host_id=host,
+                binding_ofport=self._ofport_for(host) if host else 0,
+                admin_state_up=fields.get("admin_state_up", True),
+                port_security_enabled=fields.get("port_security_enabled", net.port_security_enabled),
+                status=PORT_DOWN,
+                stages=accepted_stages(),
+            )
+            self._commit([port])
+            log.info("port created", port_id=port.id, network_id=net.id, mac=mac, ips=",".join(port.ips), host=host)
+            return self._get("port", port.id)
+
+    @staticmethod
+    def _requested_ips(entries: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(subnet_id or "", ip or "") for subnet_id, ip in entries]
+
+    def _ofport_for(self, host: str) -> int:
+        ofport = self.index.allocate_ofport(host)
+        if ofport is None:
+            raise failed_precondition(f"port.binding_host_id: host {host} has no free OpenFlow port number")
+        return ofport
+
+    def _assign_ips(
+        self,
+        net: Network,
+        port_id: str,
+        requested: list[tuple[str, str]] | None,
+        current: tuple[FixedIP, ...],
+        device_owner: str,
+    ) -> tuple[FixedIP, ...]:
+        """The port's fixed IPs: one per subnet by default, else as requested (keeping current ones)."""
+        subnet_ids = self.index.subnet_ids(net.id)
+        if requested is None:
+            requested = [(sid, "") for sid in subnet_ids]
+        picked: dict[str, set[int]] = {}  # subnet -> IPs chosen by this request
+        resolved: list[tuple[Subnet, int | None, str]] = []  # (subnet, ip or None, field)
+        for i, (subnet_id, ip_text) in enumerate(requested):
+            field = f"port.fixed_ips[{i}]"
+            if not subnet_id and not ip_text:
+                raise invalid(field, "needs a subnet_id, an ip_address or both")
+            ip = v.ipv4(f"{field}.ip_address", ip_text) if ip_text else None
+            if subnet_id:
+                subnet = self.store.get("subnet", subnet_id)
+                if not isinstance(subnet, Subnet):
+                    raise not_found("subnet", subnet_id, f"{field}.subnet_id")
+                if subnet.network_id != net.id:
+                    raise invalid(f"{field}.subnet_id", f"subnet {subnet_id} is not on network {net.id}")
+            else:
+                subnet = self._subnet_containing(subnet_ids, ip)  # type: ignore[arg-type]
+                if subnet is None:
+                    raise invalid(f"{field}.ip_address", f"{ip_text} is not inside any subnet of network {net.id}")
+            if ip is not None:
+                self._check_requested_ip(f"{field}.ip_address", subnet, ip, port_id, device_owner)
+                taken = picked.setdefault(subnet.id, set())
+                if ip in taken:
+                    raise invalid(f"{field}.ip_address", f"{ip_text} is requested twice")
+                taken.add(ip)
+            resolved.append((subnet, ip, field))
+        # Subnet-only entries keep an address the port already has there, else get a free one.
+        keep: dict[str, list[int]] = {}
+        for f in current:
+            keep.setdefault(f.subnet_id, []).append(ip_to_int(f.ip_address))
+        out: list[FixedIP] = []
+        for subnet, ip, field in resolved:
+            taken = picked.setdefault(subnet.id, set())
+            if ip is None:
+                kept = [k for k in keep.get(subnet.id, []) if k not in taken]
+                if kept:
+                    ip = kept[0]
+                else:
+                    addresses = self.index.addresses(subnet.id)
+                    ip = addresses.allocate(taken) if addresses is not None else None
+                    if ip is None:
+                        raise failed_precondition(
+                            f"{field}: subnet {subnet.id} ({subnet.cidr}) has no free address in its allocation pools"
+                        )
+                taken.add(ip)
+            out.append(FixedIP(subnet.id, int_to_ip(ip)))
+        return tuple(out)
+
+    def _subnet_containing(self, subnet_ids: Iterable[str], ip: int) -> Subnet | None:
+        for sid in subnet_ids:
+            addresses = self.index.addresses(sid)
+            if addresses is not None and addresses.first <= ip <= addresses.last:
+                return self.store.get("subnet", sid)  # type: ignore[return-value]
+        return None
+
+    def _check_requested_ip(self, field: str, subnet: Subnet, ip: int, port_id: str, device_owner: str) -> None:
+        addresses = self.index.addresses(subnet.id)
+        if addresses is None:
+            raise not_found("subnet", subnet.id, field)
+        text = int_to_ip(ip)
+        if not addresses.first <= ip <= addresses.last:
+            raise invalid(field, f"{text} is outside subnet {subnet.id} ({subnet.cidr})")
+        if ip in (addresses.first, addresses.last):
+            raise invalid(field, f"{text} is the network or broadcast address of {subnet.cidr}")
+        if ip == addresses.gateway and device_owner != OWNER_ROUTER_INTERFACE:
+            raise invalid(field, f"{text} is the gateway of subnet {subnet.id}")
+        owner = addresses.owners.get(ip)
+        if owner is not None and owner != port_id:
+            raise already_exists(field, f"{text} is already allocated to port {owner}")
+
+    def update(self, port_id: str, changes: Mapping[str, Any]) -> Port:
+        PORT_RULES.check(changes)
+        with self.lock:
+            port: Port = self._get("port", port_id)
+            net: Network = self._get("network", port.network_id)
+            updates: dict[str, Any] = {}
+            for name in ("name", "device_id", "device_owner"):
+                if name in changes:
+                    updates[name] = v.text(f"port.{name}", changes[name])
+            for flag in ("admin_state_up", "port_security_enabled"):
+                if flag in changes:
+                    updates[flag] = bool(changes[flag])
+            if "mac_address" in changes:
+                mac = v.mac_address("port.mac_address", v.required("port.mac_address", changes["mac_address"]))
+                owner = self.index.mac_owner(net.id, mac)
+                if owner is not None and owner != port_id:
+                    raise already_exists("port.mac_address", f"{mac} is used by port {owner} on network {net.id}")
+                updates["mac_address"] = mac
+            if "fixed_ips" in changes:
+                requested = self._requested_ips(changes["fixed_ips"])
+                owner_role = updates.get("device_owner", port.device_owner)
+                updates["fixed_ips"] = self._assign_ips(net, port_id, requested, port.fixed_ips, owner_role)
+            if "binding_host_id" in changes:
+                host = v.text("port.binding_host_id", changes["binding_host_id"])
+                if host != port.binding_host_id:
+                    updates["binding_host_id"] = host
+                    updates["binding_ofport"] = self._ofport_for(host) if host else 0
+                    # What the old host reached says nothing about the new one.
+                    updates["status"] = PORT_DOWN
+                    updates["stages"] = accepted_stages()
+            new = dataclasses.replace(port, **updates)
+            if new != port:
+                self._commit([new])
+                log.info("port updated", port_id=port_id, fields=",".join(sorted(changes)))
+            return self._get("port", port_id)
+
+    def delete(self, port_id: str) -> int:
+        with self.lock:
+            self._get("port", port_id)
+            revision = self._commit(deletes=[("port", port_id)])
+            log.info("port deleted", port_id=port_id, revision=revision)
+            return revision
+
+    def update_status(self, port_id: str, status: str, stages: Sequence[PortStage]) -> Port:
+        """Set the output-only status and stages (for the AgentService); no commit when nothing changed."""
+        status = v.port_status("port.status", status)
+        stages = tuple(stages)
+        with self.lock:
+            port: Port = self._get("port", port_id)
+            if port.status == status and port.stages == stages:
+                return port
+            self._commit([dataclasses.replace(port, status=status, stages=stages)])
+            return self._get("port", port_id)
