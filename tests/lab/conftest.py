@@ -2,9 +2,13 @@
 
 ``lab`` is session-scoped (starting takes well under a second, but tests
 share it); tests that add VMs or flows use ``lab_vms`` or remove them
-themselves. Set LOOM_LAB_PREFIX / LOOM_LAB_MGMT_CIDR to run a second lab
-session at the same time as another one (different names and management
-range are needed; see lab/mininet/config.py).
+themselves.
+
+Two test sessions on one machine need different lab names and management
+ranges (see lab/mininet/config.py): set LOOM_TEST_SLOT to 1..9 and every lab
+the tests start (the plain lab, Loom's lab, the clean test's lab) gets names
+and a range of that slot (``slot_config``). LOOM_LAB_PREFIX /
+LOOM_LAB_MGMT_CIDR still override the plain lab alone.
 """
 
 from __future__ import annotations
@@ -19,8 +23,24 @@ from lab.mininet.loom import LoomLab
 from tests.lab.scenario import Scenario
 
 
+def slot_config(role: str, hypervisors: int) -> LabConfig:
+    """The lab a test session starts for ``role`` ("s" plain, "l" Loom, "z" clean test), in its LOOM_TEST_SLOT.
+
+    Slot 0 (the default) keeps the historical names: lab/198.18.0, labl/198.18.1, labz/198.18.7.
+    Slot k uses lab<k><role> and 198.18.(20 + 3k + i).0/24.
+    """
+    slot = int(os.environ.get("LOOM_TEST_SLOT", "0") or 0)
+    roles = "slz"
+    if slot == 0:
+        prefix, third = {"s": ("lab", 0), "l": ("labl", 1), "z": ("labz", 7)}[role]
+    else:
+        prefix, third = f"lab{slot}{role}", 20 + 3 * slot + roles.index(role)
+    return LabConfig(hypervisors=hypervisors, prefix=prefix, mgmt_cidr=f"198.18.{third}.0/24")
+
+
 def lab_config_from_env(hypervisors: int = 3) -> LabConfig:
-    overrides = {}
+    base = slot_config("s", hypervisors)
+    overrides = {"prefix": base.prefix, "mgmt_cidr": base.mgmt_cidr}
     if prefix := os.environ.get("LOOM_LAB_PREFIX"):
         overrides["prefix"] = prefix
     if mgmt := os.environ.get("LOOM_LAB_MGMT_CIDR"):
@@ -53,7 +73,7 @@ def lab_vms(lab: Lab) -> Iterator[Lab]:
 
 # ---------------------------------------------------------------- Loom on the lab
 
-LOOM_LAB = LabConfig(hypervisors=3, prefix="labl", mgmt_cidr="198.18.1.0/24")
+LOOM_LAB = slot_config("l", hypervisors=3)
 
 
 @pytest.fixture(scope="session")

@@ -12,18 +12,20 @@ import pytest
 
 from dataplane.common import netns as ns
 from tests.integration.vif_fixtures import REPO
+from tests.lab.conftest import slot_config
 from vif import link
 
 pytestmark = pytest.mark.lab
 
-PREFIX = "labz"  # not the session lab's prefix, nor its management range
+CONFIG = slot_config("z", hypervisors=2)  # not the session lab's prefix, nor its management range
+PREFIX = CONFIG.prefix
 STATE_DIR = f"/tmp/loom-{PREFIX}"
 AGENT_SLEEP = "299.123"  # a command line no other process has
 
 CRASHING_OWNER = f"""
 import os, signal, uuid
 from lab.mininet import Lab, LabConfig
-lab = Lab(config=LabConfig(hypervisors=2, prefix="{PREFIX}", mgmt_cidr="198.18.7.0/24")).start()
+lab = Lab(config=LabConfig(hypervisors=2, prefix="{PREFIX}", mgmt_cidr="{CONFIG.mgmt_cidr}")).start()
 lab.add_vm("hv1", "orphan", "lab" + uuid.uuid4().hex, "fa:16:3e:00:0d:01", ip="10.13.0.1/24")
 lab.start_agent("hv2", ["sleep", "{AGENT_SLEEP}"])
 print("up", flush=True)
