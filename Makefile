@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all bootstrap ovs protos protos-check lint test test-unit demo bench clean
+.PHONY: all bootstrap ovs protos protos-check lint test test-unit fuzz demo bench clean
 
 all: test
 
@@ -33,6 +33,11 @@ test: bootstrap ovs protos-check lint
 
 test-unit: bootstrap protos-check
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+# The differential test of incremental compilation, long: FUZZ_EXAMPLES examples of up to 60 steps.
+FUZZ_EXAMPLES ?= 5000
+fuzz: bootstrap
+	LOOM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_distributor_differential.py
 
 demo: bootstrap ovs
 	$(PY) -m lab.mininet demo

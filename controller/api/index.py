@@ -37,9 +37,6 @@ class ModelIndex:
     def __init__(self, store: Store, vni_range: tuple[int, int]) -> None:
         self.vni_range = vni_range
         self._lock = threading.RLock()
-        self._networks: dict[str, Network] = {}
-        self._subnets: dict[str, Subnet] = {}
-        self._ports: dict[str, Port] = {}
         self._subnets_by_network: dict[str, dict[str, None]] = {}  # ordered sets, oldest first
         self._ports_by_network: dict[str, dict[str, None]] = {}
         self._ports_by_device: dict[str, dict[str, None]] = {}
@@ -52,29 +49,31 @@ class ModelIndex:
         self._flats: dict[str, str] = {}
         self._ofports: dict[str, IntAllocator] = {}  # host -> allocator
         # Subscribe before reading, so no commit falls between. A commit racing the load waits for the lock
-        # below and is applied after it; applying an object's current state twice is harmless. (Subscribing
-        # outside the lock keeps the lock order of commits: store, then index.)
+        # below and is applied after it: its event's old state may or may not be the one loaded, and every
+        # step below tolerates both (removing what is not there is a no-op; re-adding the current state is
+        # harmless). (Subscribing outside the lock keeps the lock order of commits: store, then index.)
         self.unsubscribe = store.subscribe(self.apply)
         with self._lock:
             for kind in ("network", "subnet", "port"):
                 for obj in store.list(kind):
-                    self._apply_one(kind, obj.id, obj)
+                    self._apply_one(kind, None, obj)
 
     # ------------------------------------------------------------- updating
 
     def apply(self, events: list[Event]) -> None:
+        """Store callback: live events carry the previous object, so no copy of the model is kept here."""
         with self._lock:
             for ev in events:
                 if ev.kind in ("network", "subnet", "port"):
-                    self._apply_one(ev.kind, ev.id, None if ev.type is EventType.DELETED else ev.obj)
+                    self._apply_one(ev.kind, ev.old, None if ev.type is EventType.DELETED else ev.obj)
 
-    def _apply_one(self, kind: str, oid: str, new: object | None) -> None:
+    def _apply_one(self, kind: str, old: object | None, new: object | None) -> None:
         if kind == "network":
-            self._apply_network(self._networks.get(oid), new)  # type: ignore[arg-type]
+            self._apply_network(old, new)  # type: ignore[arg-type]
         elif kind == "subnet":
-            self._apply_subnet(self._subnets.get(oid), new)  # type: ignore[arg-type]
+            self._apply_subnet(old, new)  # type: ignore[arg-type]
         else:
-            self._apply_port(self._ports.get(oid), new)  # type: ignore[arg-type]
+            self._apply_port(old, new)  # type: ignore[arg-type]
 
     def _segment_table(self, n: Network) -> tuple[dict, object] | None:
         if n.network_type == "vxlan":
@@ -94,11 +93,9 @@ class ModelIndex:
                 self._vnis.release(old.segmentation_id)
         if new is None:
             assert old is not None
-            self._networks.pop(old.id, None)
             for table in (self._subnets_by_network, self._ports_by_network, self._macs, self._dhcp_ports):
                 table.pop(old.id, None)
             return
-        self._networks[new.id] = new
         table = self._segment_table(new)
         if table is not None:
             table[0][table[1]] = new.id
@@ -111,11 +108,9 @@ class ModelIndex:
     def _apply_subnet(self, old: Subnet | None, new: Subnet | None) -> None:
         if new is None:
             assert old is not None
-            self._subnets.pop(old.id, None)
             self._addresses.pop(old.id, None)
             self._subnets_by_network.get(old.network_id, {}).pop(old.id, None)
             return
-        self._subnets[new.id] = new
         self._subnets_by_network.setdefault(new.network_id, {})[new.id] = None
         current = self._addresses.get(new.id)
         if (
@@ -149,10 +144,7 @@ class ModelIndex:
             if old.binding_ofport and old.binding_host_id in self._ofports:
                 self._ofports[old.binding_host_id].release(old.binding_ofport)
         if new is None:
-            assert old is not None
-            self._ports.pop(old.id, None)
             return
-        self._ports[new.id] = new
         self._ports_by_network.setdefault(new.network_id, {})[new.id] = None
         if new.device_id:
             self._ports_by_device.setdefault(new.device_id, {})[new.id] = None

@@ -1,27 +1,93 @@
 """A host's desired state, and the compiler's entry points.
 
 ``compile_host`` builds everything one hypervisor must realise: flow groups
-(keyed by the object that owns them), the VIF ports bound to it, and the
-networks that need a DHCP/metadata localport there. ``compile_group``
-recomputes a single group, which is what incremental updates use.
+(keyed by the object that owns them, compiled by the feature that owns their
+kind), the VIF ports bound to it, and the networks that need a DHCP/metadata
+localport there. ``compile_group`` recomputes a single group, which is what
+incremental updates use. ``FEATURES`` is the registry of features; the
+distributor asks it what a change touches.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from controller.compiler import l2
-from controller.compiler.topology import Topology, is_vif_port
-from controller.model import Port
+from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, Feature, GroupKey, HostGroups
+from controller.compiler.topology import Topology
+from controller.model import Port, Resource
 from dataplane.common.constants import METADATA_IP
 from dataplane.contract.cookie import CookieKind, make_cookie
 from dataplane.contract.flow import Flow
-from dataplane.contract.pipeline import check_flow
+from dataplane.contract.pipeline import check_flow, miss_flows
 
-# What owns a group of flows: ("pipeline", ""), ("network", id) or ("port", id).
-GroupKey = tuple[str, str]
-PIPELINE_KEY: GroupKey = ("pipeline", "")
+
+class FeatureRegistry:
+    """The compiler's features, and the dispatch from a group's kind to the feature that owns it."""
+
+    def __init__(self, features: Sequence[Feature]) -> None:
+        self.features = tuple(features)
+        self._by_kind: dict[str, Feature] = {}
+        self._by_name: dict[str, Feature] = {}
+        numbers: set[int] = set()
+        for f in self.features:
+            if f.name in self._by_name or f.number in numbers or f.number <= 0:
+                raise ValueError(f"feature {f.name}: name or number {f.number} is taken (or not positive)")
+            self._by_name[f.name] = f
+            numbers.add(f.number)
+            for kind in f.group_kinds:
+                if kind in self._by_kind or kind in (HOST_KIND, PIPELINE_KEY[0], ALL_GROUPS[0]):
+                    raise ValueError(f"group kind {kind!r} of feature {f.name} is declared twice or reserved")
+                self._by_kind[kind] = f
+
+    def owner(self, key: GroupKey) -> Feature | None:
+        """The feature owning ``key`` (None for the pipeline's table misses)."""
+        kind, obj_id = key
+        if kind == PIPELINE_KEY[0]:
+            return None
+        feature = self._by_name.get(obj_id) if kind == HOST_KIND else self._by_kind.get(kind)
+        if feature is None:
+            raise ValueError(f"no feature owns group {key!r}")
+        return feature
+
+    def cookie(self, topo: Topology, key: GroupKey) -> int | None:
+        feature = self.owner(key)
+        return make_cookie(CookieKind.PIPELINE) if feature is None else feature.cookie(topo, key)
+
+    def compile(self, topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:
+        """``key``'s flows on ``host``, each checked against the pipeline and its owner's tables."""
+        feature = self.owner(key)
+        if feature is None:
+            return miss_flows(make_cookie(CookieKind.PIPELINE))
+        flows = feature.compile(topo, key, host)
+        for f in flows:
+            check_flow(f, feature.name)
+        return flows
+
+    def host_groups(self, topo: Topology, host: str) -> list[GroupKey]:
+        keys: list[GroupKey] = [PIPELINE_KEY]
+        for f in self.features:
+            keys.extend(f.host_groups(topo, host))
+        return keys
+
+    def affected(self, topo: Topology, old: Resource | None, new: Resource | None) -> HostGroups:
+        out: HostGroups = {}
+        for f in self.features:
+            for host, keys in f.affected(topo, old, new).items():
+                out.setdefault(host, set()).update(keys)
+        return out
+
+    def membership(self, topo: Topology, changes: Iterable[tuple[str, str]]) -> HostGroups:
+        out: HostGroups = {}
+        for host, network_id in changes:
+            for f in self.features:
+                out.setdefault(host, set()).update(f.membership(topo, host, network_id))
+        return out
+
+
+FEATURES = FeatureRegistry([l2.L2Feature()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,40 +144,16 @@ class HostState:
 
 def group_cookie(topo: Topology, key: GroupKey) -> int | None:
     """The cookie of a group's flows, or None if its object is unknown."""
-    kind, obj_id = key
-    if kind == "pipeline":
-        return make_cookie(CookieKind.PIPELINE)
-    if kind == "network":
-        net = topo.networks.get(obj_id)
-        return make_cookie(CookieKind.NETWORK, net.tag) if net else None
-    if kind == "port":
-        port = topo.ports.get(obj_id)
-        return make_cookie(CookieKind.PORT, port.tag) if port else None
-    raise ValueError(f"unknown group kind {kind!r}")
+    return FEATURES.cookie(topo, key)
 
 
 def compile_group(topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:
-    kind, obj_id = key
-    if kind == "pipeline":
-        flows = l2.pipeline_flows()
-    elif kind == "network":
-        flows = l2.network_flows(topo, obj_id, host)
-    elif kind == "port":
-        flows = l2.port_flows(topo, obj_id, host)
-    else:
-        raise ValueError(f"unknown group kind {kind!r}")
-    for f in flows:
-        check_flow(f)
-    return flows
+    return FEATURES.compile(topo, key, host)
 
 
 def host_group_keys(topo: Topology, host: str) -> list[GroupKey]:
     """Every group that can have flows on ``host``."""
-    keys: list[GroupKey] = [PIPELINE_KEY]
-    for net_id in sorted(topo.networks_of_host(host)):
-        keys.append(("network", net_id))
-        keys.extend(("port", pid) for pid, port in topo.ports_by_network.get(net_id, {}).items() if is_vif_port(port))
-    return keys
+    return FEATURES.host_groups(topo, host)
 
 
 def compile_host(topo: Topology, host: str) -> HostState:

@@ -8,10 +8,12 @@ tag (metadata); only the agent knows OpenFlow port numbers of VIFs (see
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 
+from controller.compiler.feature import ALL_GROUPS, HOST_KIND, Feature, GroupKey, HostGroups, touch
 from controller.compiler.topology import Topology, is_vif_port
-from controller.model import Network, Port
+from controller.model import Agent, Instance, Network, Port, Resource, Subnet
 from dataplane.common.addresses import is_ipv4
 from dataplane.common.constants import TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
@@ -36,12 +38,10 @@ PRIO_BLOCK = 200
 
 
 @lru_cache(maxsize=1)
-def pipeline_flows() -> tuple[Flow, ...]:
-    """Table defaults and host-wide guards, owned by no object."""
-    c = make_cookie(CookieKind.PIPELINE)
+def host_flows() -> tuple[Flow, ...]:
+    """Host-wide guards of L2, owned by no object."""
+    c = make_cookie(CookieKind.PIPELINE, L2Feature.number)
     return (
-        Flow(p.CLASSIFY, PRIO_DEFAULT, cookie=c),
-        Flow(p.PORT_SECURITY, PRIO_DEFAULT, cookie=c),
         # No VM may answer DHCP: only the localport's dnsmasq does, and it
         # enters the pipeline after port security.
         Flow(
@@ -50,8 +50,6 @@ def pipeline_flows() -> tuple[Flow, ...]:
             Match.of(eth_type=ETH_TYPE_IPV4, ip_proto=IP_PROTO_UDP, udp_src=67, udp_dst=68),
             cookie=c,
         ),
-        Flow(p.EGRESS_ACL, PRIO_DEFAULT, goto=p.ARP_RESPONDER, cookie=c),
-        Flow(p.ARP_RESPONDER, PRIO_DEFAULT, goto=p.L3_LOOKUP, cookie=c),
         # An ARP probe (sender 0.0.0.0) is duplicate address detection: answering
         # it from the responder would tell a VM its own address is taken.
         Flow(
@@ -61,16 +59,12 @@ def pipeline_flows() -> tuple[Flow, ...]:
             goto=p.L3_LOOKUP,
             cookie=c,
         ),
-        Flow(p.L3_LOOKUP, PRIO_DEFAULT, goto=p.L2_LOOKUP, cookie=c),
-        Flow(p.L2_LOOKUP, PRIO_DEFAULT, cookie=c),
-        Flow(p.INGRESS_ACL, PRIO_DEFAULT, goto=p.DELIVER, cookie=c),
-        Flow(p.DELIVER, PRIO_DEFAULT, cookie=c),
     )
 
 
 @lru_cache(maxsize=1 << 17)
 def _to_local_port(tag: int) -> tuple[Action, ...]:
-    return (SetField(p.REG_DST_PORT, tag), Resubmit(p.INGRESS_ACL))
+    return (SetField(p.REG_DST_PORT, tag), Resubmit(p.INGRESS_CT))
 
 
 @lru_cache(maxsize=1 << 17)
@@ -257,7 +251,7 @@ def _remote_port_flows(
 def _port_security(port: Port, cookie: int) -> list[Flow]:
     tag = port.tag
     if not port.port_security_enabled:
-        return [Flow(p.PORT_SECURITY, PRIO_ENTRY, Match.of(reg6=tag), goto=p.EGRESS_ACL, cookie=cookie)]
+        return [Flow(p.PORT_SECURITY, PRIO_ENTRY, Match.of(reg6=tag), goto=p.EGRESS_CT, cookie=cookie)]
     mac = port.mac_address
     flows = []
     for ip in port.ips:
@@ -268,7 +262,7 @@ def _port_security(port: Port, cookie: int) -> list[Flow]:
                 p.PORT_SECURITY,
                 PRIO_ENTRY,
                 Match.of(reg6=tag, eth_src=mac, eth_type=ETH_TYPE_ARP, arp_sha=mac, arp_spa=ip),
-                goto=p.EGRESS_ACL,
+                goto=p.EGRESS_CT,
                 cookie=cookie,
             )
         )
@@ -277,7 +271,7 @@ def _port_security(port: Port, cookie: int) -> list[Flow]:
                 p.PORT_SECURITY,
                 PRIO_ENTRY,
                 Match.of(reg6=tag, eth_src=mac, eth_type=ETH_TYPE_IPV4, ipv4_src=ip),
-                goto=p.EGRESS_ACL,
+                goto=p.EGRESS_CT,
                 cookie=cookie,
             )
         )
@@ -295,8 +289,84 @@ def _port_security(port: Port, cookie: int) -> list[Flow]:
                 udp_src=68,
                 udp_dst=67,
             ),
-            goto=p.EGRESS_ACL,
+            goto=p.EGRESS_CT,
             cookie=cookie,
         )
     )
     return flows
+
+
+class L2Feature(Feature):
+    """Networks and ports: classification, port security, ARP responder, switching and flooding over VXLAN."""
+
+    name = p.L2
+    group_kinds = ("network", "port")
+    number = 1
+
+    def compile(self, topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:
+        kind, obj_id = key
+        if kind == HOST_KIND:
+            return host_flows()
+        if kind == "network":
+            return network_flows(topo, obj_id, host)
+        return port_flows(topo, obj_id, host)
+
+    def cookie(self, topo: Topology, key: GroupKey) -> int | None:
+        kind, obj_id = key
+        if kind == HOST_KIND:
+            return make_cookie(CookieKind.PIPELINE, self.number)
+        if kind == "network":
+            net = topo.networks.get(obj_id)
+            return make_cookie(CookieKind.NETWORK, net.tag) if net else None
+        port = topo.ports.get(obj_id)
+        return make_cookie(CookieKind.PORT, port.tag) if port else None
+
+    def host_groups(self, topo: Topology, host: str) -> Iterable[GroupKey]:
+        yield (HOST_KIND, self.name)
+        for net_id in sorted(topo.networks_of_host(host)):
+            yield ("network", net_id)
+            for pid, port in topo.ports_by_network.get(net_id, {}).items():
+                if is_vif_port(port):
+                    yield ("port", pid)
+
+    def affected(self, topo: Topology, old: Resource | None, new: Resource | None) -> HostGroups:
+        out: HostGroups = {}
+        for obj in (old, new):
+            if isinstance(obj, Port):
+                self._port_affects(topo, obj, out)
+            elif isinstance(obj, Network):
+                for h in topo.hosts_of_network(obj.id):
+                    touch(
+                        out, h, ("network", obj.id), *(("port", pid) for pid in topo.ports_by_network.get(obj.id, {}))
+                    )
+            elif isinstance(obj, Subnet):
+                for h in topo.hosts_of_network(obj.network_id):
+                    touch(out, h, ("network", obj.network_id))
+            elif isinstance(obj, Instance):
+                # Its ports' hostname and project (in their local specs) come from it.
+                for port in topo.ports_by_device.get(obj.id, {}).values():
+                    if is_vif_port(port):
+                        touch(out, port.binding_host_id, ("port", port.id))
+            elif isinstance(obj, Agent):
+                # The host's whole state, and on its peers every flow that tunnels to it.
+                touch(out, obj.id, ALL_GROUPS)
+                for port in topo.vif_ports_by_host.get(obj.id, {}).values():
+                    for h in topo.hosts_of_network(port.network_id):
+                        touch(out, h, ("port", port.id), ("network", port.network_id))
+        return out
+
+    @staticmethod
+    def _port_affects(topo: Topology, port: Port, out: HostGroups) -> None:
+        net_id = port.network_id
+        hosts = topo.hosts_of_network(net_id)
+        if is_vif_port(port):
+            hosts.add(port.binding_host_id)
+            for h in hosts:
+                touch(out, h, ("port", port.id), ("network", net_id))
+        else:  # the network's DHCP/metadata localport, present on every host of the network
+            for h in hosts:
+                touch(out, h, ("network", net_id))
+
+    def membership(self, topo: Topology, host: str, network_id: str) -> set[GroupKey]:
+        # Joining a network brings its flooding, its localport and every remote port's entry.
+        return {("network", network_id), *(("port", pid) for pid in topo.ports_by_network.get(network_id, {}))}

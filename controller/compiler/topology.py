@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from controller.model import OWNER_DHCP, Instance, Network, Port, Resource, Subnet
+from controller.model import OWNER_DHCP, Agent, Instance, Network, Port, Resource, Subnet
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ def is_vif_port(port: Port) -> bool:
 
 
 class Topology:
-    """The model, indexed for the compiler. Mutate only through put/delete/set_agent."""
+    """The model, indexed for the compiler. Mutate only through put/delete."""
 
     def __init__(self, dns_domain: str = "loom.internal", metadata_url: str = "") -> None:
         self.dns_domain = dns_domain
@@ -41,12 +41,16 @@ class Topology:
         self.agents: dict[str, AgentInfo] = {}
         self.subnets_by_network: dict[str, dict[str, Subnet]] = defaultdict(dict)
         self.ports_by_network: dict[str, dict[str, Port]] = defaultdict(dict)
+        self.ports_by_device: dict[str, dict[str, Port]] = defaultdict(dict)
         self.vif_ports_by_host: dict[str, dict[str, Port]] = defaultdict(dict)
         # network id -> host -> number of VIF ports of that network on that host
         self.network_hosts: dict[str, dict[str, int]] = defaultdict(dict)
         # the same counts by host -> network: networks_of_host runs on every port event and recompile
         self.host_networks: dict[str, dict[str, int]] = defaultdict(dict)
         self.dhcp_ports: dict[str, Port] = {}
+        # (host, network) pairs whose membership flipped (the host's first port on the network came,
+        # or its last went) since the last ``take_membership_changes``: features react to them.
+        self._membership_changes: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------ mutation
 
@@ -61,6 +65,15 @@ class Topology:
             self._add_port(obj)
         elif isinstance(obj, Instance):
             self.instances[obj.id] = obj
+        elif isinstance(obj, Agent):
+            self.set_agent(AgentInfo(obj.id, obj.tunnel_ip, obj.datapath_type))
+
+    def apply(self, kind: str, obj_id: str, obj: Resource | None) -> None:
+        """Make the topology hold ``obj`` as ``kind`` ``obj_id`` (None: delete it)."""
+        if obj is None:
+            self.delete(kind, obj_id)
+        else:
+            self.put(obj)
 
     def delete(self, kind: str, obj_id: str) -> None:
         if kind == "network":
@@ -76,6 +89,8 @@ class Topology:
             self._remove_port(obj_id)
         elif kind == "instance":
             self.instances.pop(obj_id, None)
+        elif kind == "agent":
+            self.agents.pop(obj_id, None)
 
     def set_agent(self, agent: AgentInfo) -> None:
         self.agents[agent.host] = agent
@@ -83,12 +98,15 @@ class Topology:
     def _add_port(self, port: Port) -> None:
         self.ports[port.id] = port
         self.ports_by_network[port.network_id][port.id] = port
+        if port.device_id:
+            self.ports_by_device[port.device_id][port.id] = port
         if port.device_owner == OWNER_DHCP:
             self.dhcp_ports[port.network_id] = port
         if is_vif_port(port):
             host = port.binding_host_id
             self.vif_ports_by_host[host][port.id] = port
-            _count(self.network_hosts, port.network_id, host, +1)
+            if _count(self.network_hosts, port.network_id, host, +1) == 1:
+                self._membership_changes.append((host, port.network_id))
             _count(self.host_networks, host, port.network_id, +1)
 
     def _remove_port(self, port_id: str) -> None:
@@ -100,6 +118,11 @@ class Topology:
             by_net.pop(port_id, None)
             if not by_net:
                 del self.ports_by_network[port.network_id]
+        by_device = self.ports_by_device.get(port.device_id)
+        if by_device is not None:
+            by_device.pop(port_id, None)
+            if not by_device:
+                del self.ports_by_device[port.device_id]
         if self.dhcp_ports.get(port.network_id) is port:
             del self.dhcp_ports[port.network_id]
         if is_vif_port(port):
@@ -109,8 +132,14 @@ class Topology:
                 local.pop(port_id, None)
                 if not local:
                     del self.vif_ports_by_host[host]
-            _count(self.network_hosts, port.network_id, host, -1)
+            if _count(self.network_hosts, port.network_id, host, -1) == 0:
+                self._membership_changes.append((host, port.network_id))
             _count(self.host_networks, host, port.network_id, -1)
+
+    def take_membership_changes(self) -> list[tuple[str, str]]:
+        """The (host, network) pairs that joined or left since the last call (a pair may flip back)."""
+        changes, self._membership_changes = self._membership_changes, []
+        return changes
 
     # ------------------------------------------------------------ queries
 
@@ -141,8 +170,8 @@ class Topology:
         return self.instances.get(port.device_id) if port.device_id else None
 
 
-def _count(counts: dict[str, dict[str, int]], outer: str, inner: str, step: int) -> None:
-    """Add ``step`` to ``counts[outer][inner]``, dropping entries that reach zero."""
+def _count(counts: dict[str, dict[str, int]], outer: str, inner: str, step: int) -> int:
+    """Add ``step`` to ``counts[outer][inner]``, dropping entries that reach zero; returns the new count."""
     by_outer = counts[outer]
     n = by_outer.get(inner, 0) + step
     if n > 0:
@@ -151,3 +180,4 @@ def _count(counts: dict[str, dict[str, int]], outer: str, inner: str, step: int)
         by_outer.pop(inner, None)
     if not by_outer:
         del counts[outer]
+    return max(n, 0)

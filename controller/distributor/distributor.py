@@ -13,23 +13,15 @@ import queue
 import threading
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from controller.compiler.host import (
-    PIPELINE_KEY,
-    GroupKey,
-    compile_group,
-    group_cookie,
-    host_group_keys,
-    local_network_spec,
-    local_port_spec,
-)
-from controller.compiler.topology import AgentInfo, Topology, is_vif_port
+from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, GroupKey, HostGroups
+from controller.compiler.host import FEATURES, local_network_spec, local_port_spec
+from controller.compiler.topology import Topology, is_vif_port
 from controller.distributor.hoststate import DeltaBuilder, HostRecord, merge_deltas, snapshot_to_proto
-from controller.model import Agent, Instance, Network, Port, Resource, Subnet
+from controller.model import Port, Resource
 from controller.store.base import Event, EventType, Store
 from dataplane.common.logs import get_logger
 from protos.loom.v1 import agent_pb2
@@ -60,16 +52,6 @@ class PortListener(Protocol):
     def ports_compiled(self, port_ids: list[str], revision: int) -> None: ...
 
     def rebind(self, port_id: str) -> None: ...
-
-
-@dataclass
-class _Dirty:
-    """What one batch of changes touches on one host."""
-
-    groups: set[GroupKey] = field(default_factory=set)
-    ports: set[str] = field(default_factory=set)
-    networks: set[str] = field(default_factory=set)
-    everything: bool = False
 
 
 class Distributor:
@@ -111,7 +93,8 @@ class Distributor:
                         continue
                     if isinstance(obj, Port):
                         self._dataplane_ports.add(obj.id)
-                    self._apply(obj.KIND, obj.id, obj)
+                    self.topo.apply(obj.KIND, obj.id, obj)
+            self.topo.take_membership_changes()  # a fresh topology: every host is compiled whole below
             self.revision = self._start_revision
             hosts = set(self.topo.vif_ports_by_host) | set(self.topo.agents)
             compiled: list[str] = []
@@ -215,10 +198,13 @@ class Distributor:
         compiled_ports: list[str] = []
         rebound: list[str] = []
         with self.lock:
-            dirty: dict[str, _Dirty] = defaultdict(_Dirty)
+            dirty: HostGroups = {}
             for ev in events:
-                old = self._current(ev.kind, ev.id)
-                new = None if ev.type == "DELETED" else ev.obj
+                # Live events carry the object before the change; the topology holds bound ports only.
+                old = None if ev.type == EventType.CREATED else ev.old
+                new = None if ev.type == EventType.DELETED else ev.obj
+                if isinstance(old, Port) and not in_dataplane(old):
+                    old = None
                 if isinstance(new, Port) and not in_dataplane(new):
                     new = None  # an unbound VM port is no part of the topology
                 if old is None and new is None:
@@ -227,11 +213,11 @@ class Distributor:
                     continue
                 if isinstance(old, Port) and (new is None or old.binding_host_id != new.binding_host_id):
                     rebound.append(old.id)
-                nets_before = self._host_networks(old, new)
-                self._impact(ev.kind, old, dirty)
-                self._apply(ev.kind, ev.id, new)
-                self._impact(ev.kind, new, dirty)
-                self._membership_changes(nets_before, dirty)
+                # What reads the object before the change, and after it: the union is what to recompile.
+                _merge(dirty, FEATURES.affected(self.topo, old, new))
+                self.topo.apply(ev.kind, ev.id, new)
+                _merge(dirty, FEATURES.affected(self.topo, old, new))
+                _merge(dirty, FEATURES.membership(self.topo, self.topo.take_membership_changes()))
             revision = events[-1].revision
             for host, d in dirty.items():
                 compiled_ports.extend(self._recompile(host, d, revision))
@@ -249,110 +235,33 @@ class Distributor:
             if compiled_ports:
                 self.listener.ports_compiled(compiled_ports, revision)
 
-    def _current(self, kind: str, obj_id: str) -> Resource | None:
-        table: dict[str, object] = {
-            "network": self.topo.networks,
-            "subnet": self.topo.subnets,
-            "port": self.topo.ports,
-            "instance": self.topo.instances,
-        }.get(kind, {})
-        if kind == "agent":
-            info = self.topo.agents.get(obj_id)
-            return Agent(id=obj_id, tunnel_ip=info.tunnel_ip, datapath_type=info.datapath_type) if info else None
-        return table.get(obj_id)  # type: ignore[return-value]
-
-    def _apply(self, kind: str, obj_id: str, obj: Resource | None) -> None:
-        if kind == "agent":
-            if obj is None:
-                self.topo.agents.pop(obj_id, None)
-            else:
-                assert isinstance(obj, Agent)
-                self.topo.set_agent(AgentInfo(obj.id, obj.tunnel_ip, obj.datapath_type))
-        elif obj is None:
-            self.topo.delete(kind, obj_id)
-        else:
-            self.topo.put(obj)
-
-    # ------------------------------------------------------------ impact
-
-    def _host_networks(self, old: Resource | None, new: Resource | None) -> dict[str, set[str]]:
-        """Networks of the hosts a port change can add a network to or remove one from."""
-        hosts = {o.binding_host_id for o in (old, new) if isinstance(o, Port) and is_vif_port(o)}
-        return {h: self.topo.networks_of_host(h) for h in hosts}
-
-    def _membership_changes(self, before: dict[str, set[str]], dirty: dict[str, _Dirty]) -> None:
-        for host, nets_before in before.items():
-            nets_after = self.topo.networks_of_host(host)
-            for net_id in nets_before ^ nets_after:
-                # The host joined or left a network: every group of it appears or goes.
-                d = dirty[host]
-                d.groups.add(("network", net_id))
-                d.groups.update(("port", pid) for pid in self.topo.ports_by_network.get(net_id, {}))
-                d.networks.add(net_id)
-
-    def _impact(self, kind: str, obj: Resource | None, dirty: dict[str, _Dirty]) -> None:
-        topo = self.topo
-        if obj is None:
-            return
-        if isinstance(obj, Port):
-            net_id = obj.network_id
-            hosts = topo.hosts_of_network(net_id)
-            if is_vif_port(obj):
-                hosts.add(obj.binding_host_id)
-                dirty[obj.binding_host_id].ports.add(obj.id)
-                for h in hosts:
-                    dirty[h].groups.update((("port", obj.id), ("network", net_id)))
-            else:  # the network's DHCP/metadata localport, present on every host of the network
-                for h in hosts:
-                    dirty[h].groups.add(("network", net_id))
-                    dirty[h].networks.add(net_id)
-        elif isinstance(obj, Network):
-            for h in topo.hosts_of_network(obj.id):
-                d = dirty[h]
-                d.groups.add(("network", obj.id))
-                d.groups.update(("port", pid) for pid in topo.ports_by_network.get(obj.id, {}))
-                d.networks.add(obj.id)
-                d.ports.update(p.id for p in topo.vif_ports_by_host.get(h, {}).values() if p.network_id == obj.id)
-        elif isinstance(obj, Subnet):
-            for h in topo.hosts_of_network(obj.network_id):
-                dirty[h].groups.add(("network", obj.network_id))
-                dirty[h].networks.add(obj.network_id)
-        elif isinstance(obj, Instance):
-            for port in topo.ports.values():
-                if port.device_id == obj.id and is_vif_port(port):
-                    dirty[port.binding_host_id].ports.add(port.id)
-        elif isinstance(obj, Agent):
-            host = obj.id
-            dirty[host].everything = True
-            for port in topo.vif_ports_by_host.get(host, {}).values():
-                for h in topo.hosts_of_network(port.network_id):
-                    dirty[h].groups.update((("port", port.id), ("network", port.network_id)))
-
     # ------------------------------------------------------------ compile
 
     def _full_compile(self, host: str) -> list[str]:
-        d = _Dirty(everything=True)
-        return self._recompile(host, d, self.revision or self._start_revision)
+        return self._recompile(host, {ALL_GROUPS}, self.revision or self._start_revision)
 
-    def _recompile(self, host: str, d: _Dirty, revision: int) -> list[str]:
-        """Recompile what ``d`` names on ``host``; log and push the delta. Returns newly compiled local ports."""
+    def _recompile(self, host: str, keys: set[GroupKey], revision: int) -> list[str]:
+        """Recompile ``keys`` on ``host``; log and push the delta. Returns newly compiled local ports.
+
+        A dirty ("port", id) group also recomputes that port's local spec, a dirty
+        ("network", id) group that network's localport spec: they read the same objects.
+        """
         topo = self.topo
         rec = self.records.get(host)
         created = rec is None
         if rec is None:
             rec = self.records[host] = HostRecord(host, revision=revision, log_floor=revision)
-            d.everything = True
         builder = DeltaBuilder(rec)
-        if d.everything:
-            keys = set(host_group_keys(topo, host)) | set(rec.groups)
+        if created or ALL_GROUPS in keys:
+            keys = set(FEATURES.host_groups(topo, host)) | set(rec.groups)
             port_ids = set(topo.vif_ports_by_host.get(host, {})) | set(rec.ports)
             net_ids = topo.networks_of_host(host) | set(rec.networks)
         else:
-            keys, port_ids, net_ids = d.groups, d.ports, d.networks
-            if PIPELINE_KEY not in rec.groups:
-                keys.add(PIPELINE_KEY)
+            port_ids = {oid for kind, oid in keys if kind == "port"}
+            net_ids = {oid for kind, oid in keys if kind == "network"}
+            keys = keys | {k for k in _HOST_WIDE if k not in rec.groups}
         for key in sorted(keys):
-            builder.set_group(key, group_cookie(topo, key), compile_group(topo, key, host))
+            builder.set_group(key, FEATURES.cookie(topo, key), FEATURES.compile(topo, key, host))
         for pid in port_ids:
             port = topo.ports.get(pid)
             local = port is not None and is_vif_port(port) and port.binding_host_id == host
@@ -415,6 +324,15 @@ class Distributor:
     def host_record(self, host: str) -> HostRecord | None:
         with self.lock:
             return self.records.get(host)
+
+
+# Groups every host has, whatever it holds: the table misses and each feature's host-wide group.
+_HOST_WIDE: frozenset[GroupKey] = frozenset({PIPELINE_KEY, *((HOST_KIND, f.name) for f in FEATURES.features)})
+
+
+def _merge(into: HostGroups, more: HostGroups) -> None:
+    for host, keys in more.items():
+        into.setdefault(host, set()).update(keys)
 
 
 def in_dataplane(port: Port) -> bool:

@@ -31,6 +31,10 @@ class Event:
     """One object changed by one commit.
 
     ``obj`` is the object after the change, or before it for DELETED.
+    ``old`` is the object before the change (None for CREATED). Live events
+    (``subscribe``) carry it, so followers need no copy of the model just to
+    learn what changed; events read back from the log (``events_since``) do
+    not (None).
     ``seq`` orders the events of one commit (0, 1, ...).
     """
 
@@ -41,6 +45,7 @@ class Event:
     id: str
     obj: Resource
     at: float = 0.0  # commit time, seconds since the epoch
+    old: Resource | None = None
 
 
 class StoreError(Exception):

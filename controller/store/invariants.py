@@ -82,7 +82,7 @@ CREATE TABLE IF NOT EXISTS port_macs (
 
 CREATE TABLE IF NOT EXISTS port_bindings (
     binding_host TEXT NOT NULL CHECK (binding_host != ''),
-    binding_ofport INTEGER NOT NULL CONSTRAINT ofport_range CHECK (binding_ofport BETWEEN 100 AND 65000),
+    binding_ofport INTEGER NOT NULL CONSTRAINT ofport_range CHECK (binding_ofport BETWEEN 100 AND 32767),
     port_id TEXT NOT NULL,
     PRIMARY KEY (binding_host, binding_ofport)
 ) WITHOUT ROWID;
@@ -232,7 +232,7 @@ def explain(message: str, change: Change, sql: str, params: tuple[Any, ...]) -> 
     if "port_bindings.binding_host, port_bindings.binding_ofport" in message:
         return ConflictError("port", "binding_ofport", f"ofport {params[1]} is already used on host {params[0]}")
     if "port_bindings" in sql and "CHECK" in message:
-        return InvariantError("port", "binding_ofport", f"ofport {params[1]} is not in 100..65000")
+        return InvariantError("port", "binding_ofport", f"ofport {params[1]} is not in 100..32767")
     if "port_ips.subnet_id, port_ips.ip" in message:
         return ConflictError("port", "fixed_ips", f"{int_to_ip(params[1])} is already allocated in subnet {params[0]}")
     if "ip_outside_subnet" in message:

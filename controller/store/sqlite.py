@@ -234,7 +234,7 @@ class SqliteStore:
             )
             self._write(changes, revision, now, tags, compacted)
             events = [
-                Event(revision, seq, c.type, c.kind, c.id, c.new if c.new is not None else c.old, now)  # type: ignore[arg-type]
+                Event(revision, seq, c.type, c.kind, c.id, c.new if c.new is not None else c.old, now, c.old)  # type: ignore[arg-type]
                 for seq, c in enumerate(changes)
             ]
             with self._mem_lock:

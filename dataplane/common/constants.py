@@ -12,11 +12,18 @@ BR_PHY = "br-phy"
 TUNNEL_PORT_NAME = "vxlan-loom"
 
 # OVS assigns OpenFlow port numbers 1..0xfeff; these ranges never overlap.
+# VIF numbers stop at 32767 because a VIF's number is also its conntrack zone (below).
 VIF_OFPORT_MIN = 100
-VIF_OFPORT_MAX = 65000
+VIF_OFPORT_MAX = 32767
 LOCALPORT_OFPORT_MIN = 65001
 LOCALPORT_OFPORT_MAX = 65199
 TUNNEL_OFPORT = 65200
+
+# Conntrack zones (16 bits) are allocated by the controller, never read back from the switch:
+# a VIF's zone is its OpenFlow port number on its host (unique per host, VIF_OFPORT_MIN..MAX);
+# a router's zone (NAT) is allocated once per router from this range and is the same on every host.
+ROUTER_ZONE_MIN = 32768
+ROUTER_ZONE_MAX = 65535
 
 VXLAN_UDP_PORT = 4789
 # Outer Ethernet (14) + IPv4 (20) + UDP (8) + VXLAN (8).

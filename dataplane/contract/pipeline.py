@@ -1,16 +1,26 @@
 """The OpenFlow pipeline of br-int, declared once as data.
 
 Every table has a stable number (operators read it in `ovs-ofctl dump-flows`),
-a name, a purpose, the match fields its flows may use and the tables its flows
-may continue to. :func:`check_flow` validates each compiled flow against this
-declaration, so a compiler bug that jumps backwards or matches a field a table
-does not own fails loudly at compile time, not silently in the switch.
+a name, a purpose, the feature that owns it (and any other feature allowed to
+write flows there), the priority band its flows use, the fields its flows may
+match (and which of them masked), the fields they may set, the tables they may
+continue to (goto_table, resubmit and ct(table=N) alike) and what a packet no
+flow matches does (the table miss, compiled from this declaration).
+:func:`check_flow` validates each compiled flow against it, so a compiler bug
+that jumps backwards, matches a field a table does not own or writes into
+another feature's table fails loudly at compile time, not silently in the
+switch.
 
 Registers carry the logical context between tables:
 
     metadata   network tag of the packet's logical network
     reg6       tag of the logical port the packet came from (0: a tunnel)
     reg7       tag of the logical port the packet goes to
+
+Conntrack zones are allocated by the controller, never read back from the
+switch: a VIF's zone is its OpenFlow port number on its host (unique per host,
+see ``dataplane.common.constants``), a router's zone comes from the router
+zone range, the same on every host.
 
 ``docs/pipeline.md`` is the operator's guide to these tables.
 """
@@ -19,11 +29,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataplane.contract.flow import Flow, Resubmit
+from dataplane.contract.flow import Conjunction, Ct, Flow, Move, Resubmit, SetField
 
 REG_NETWORK = "metadata"
 REG_SRC_PORT = "reg6"
 REG_DST_PORT = "reg7"
+
+# Features that own tables (controller.compiler.feature.Feature.name).
+L2 = "l2"
+SECGROUPS = "secgroups"
+L3 = "l3"
+NAT = "nat"
+PROVIDER = "provider"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,23 +48,72 @@ class Table:
     number: int
     name: str
     purpose: str
+    owner: str  # the feature that owns the table (and its miss flow)
     match_fields: frozenset[str]
-    next_tables: frozenset[int]  # goto_table and resubmit targets
+    next_tables: frozenset[int]  # goto_table, resubmit and ct(table=N) targets
+    miss: int | None = None  # table a packet no flow matches continues to; None: dropped
+    priorities: tuple[int, int] = (0, 200)  # the band every flow of the table uses
+    masked_fields: frozenset[str] = frozenset()  # match fields that may carry a mask
+    set_fields: frozenset[str] = frozenset()  # fields set_field / move / ct(exec) may write
+    writers: frozenset[str] = frozenset()  # features other than the owner that add flows here
     rendered_by_agent: bool = False  # flows here that name OpenFlow ports come from the agent
 
+    def may_write(self, feature: str) -> bool:
+        return feature == self.owner or feature in self.writers
 
-def _t(number: int, name: str, purpose: str, fields: str, nxt: tuple[int, ...], agent: bool = False) -> Table:
-    return Table(number, name, purpose, frozenset(fields.split()), frozenset(nxt), agent)
+
+def _t(
+    number: int,
+    name: str,
+    owner: str,
+    purpose: str,
+    fields: str,
+    nxt: tuple[int, ...],
+    *,
+    miss: int | None = None,
+    priorities: tuple[int, int] = (0, 200),
+    masked: str = "",
+    sets: str = "",
+    writers: tuple[str, ...] = (),
+    agent: bool = False,
+) -> Table:
+    return Table(
+        number,
+        name,
+        purpose,
+        owner,
+        frozenset(fields.split()),
+        frozenset(nxt),
+        miss,
+        priorities,
+        frozenset(masked.split()),
+        frozenset(sets.split()),
+        frozenset(writers),
+        agent,
+    )
 
 
 CLASSIFY = 0
+PROVIDER_INGRESS = 5
 PORT_SECURITY = 10
+EGRESS_CT = 15
 EGRESS_ACL = 20
 ARP_RESPONDER = 30
 L3_LOOKUP = 40
+DNAT = 41
+ROUTING = 42
+SNAT = 43
 L2_LOOKUP = 50
+INGRESS_CT = 55
 INGRESS_ACL = 60
+PROVIDER_EGRESS = 65
 DELIVER = 70
+
+_ACL_FIELDS = (
+    "reg6 reg7 metadata eth_type ip_proto ipv4_src ipv4_dst tcp_src tcp_dst udp_src udp_dst icmpv4_type icmpv4_code "
+    "ct_state ct_zone ct_mark ct_label conj_id"
+)
+_ACL_MASKED = "ipv4_src ipv4_dst tcp_dst udp_dst tcp_src udp_src ct_state ct_mark ct_label"
 
 TABLES: dict[int, Table] = {
     t.number: t
@@ -55,60 +121,171 @@ TABLES: dict[int, Table] = {
         _t(
             CLASSIFY,
             "classify",
+            L2,
             "Which logical port or network a packet belongs to: a VIF by in_port (sets metadata and reg6), "
-            "the tunnel by VNI (sets metadata, reg6=0). Anything else is dropped.",
-            "in_port tunnel_id",
-            (PORT_SECURITY, ARP_RESPONDER, L2_LOOKUP),
+            "the tunnel by VNI (sets metadata, reg6=0), a provider bridge's patch port by VLAN. "
+            "Anything else is dropped.",
+            "in_port tunnel_id vlan_vid",
+            (PROVIDER_INGRESS, PORT_SECURITY, ARP_RESPONDER, L2_LOOKUP),
+            masked="vlan_vid",
+            sets="metadata reg6",
+            writers=(PROVIDER,),
             agent=True,
+        ),
+        _t(
+            PROVIDER_INGRESS,
+            "provider_ingress",
+            PROVIDER,
+            "Packets from a provider (flat/VLAN) network's physical bridge: strip the VLAN, tag the network.",
+            "in_port vlan_vid metadata eth_type eth_dst",
+            (ARP_RESPONDER, L3_LOOKUP, L2_LOOKUP),
+            masked="vlan_vid eth_dst",
+            sets="metadata reg6 vlan_vid",
         ),
         _t(
             PORT_SECURITY,
             "port_security",
-            "Anti-spoofing for packets a VM sends: only its MAC and fixed IPs, ARP only for them, DHCP "
-            "client requests from 0.0.0.0, never DHCP server replies.",
+            L2,
+            "Anti-spoofing for packets a VM sends: only its MAC and fixed IPs (and allowed address pairs), "
+            "ARP only for them, DHCP client requests from 0.0.0.0, never DHCP server replies.",
             "reg6 eth_src eth_type ipv4_src ipv4_dst ip_proto udp_src udp_dst arp_spa arp_sha",
+            (EGRESS_CT,),
+            masked="ipv4_src arp_spa",
+        ),
+        _t(
+            EGRESS_CT,
+            "egress_ct",
+            SECGROUPS,
+            "Security groups, VM egress: IP packets of a port with groups go through conntrack in the "
+            "port's zone, then to egress_acl. Ports without groups, and ARP/DHCP, pass on.",
+            "reg6 metadata eth_type ip_proto udp_dst",
             (EGRESS_ACL,),
+            miss=EGRESS_ACL,
+            priorities=(0, 100),
         ),
         _t(
             EGRESS_ACL,
             "egress_acl",
-            "Security groups, VM egress direction.",
-            "reg6 metadata eth_type ip_proto ipv4_dst tcp_dst udp_dst ct_state ct_zone ct_mark conj_id",
+            SECGROUPS,
+            "Security groups, VM egress: replies and related packets of allowed connections pass, invalid "
+            "ones are dropped, a new connection passes (and is committed) when a rule allows it.",
+            _ACL_FIELDS,
             (ARP_RESPONDER,),
+            miss=ARP_RESPONDER,
+            priorities=(0, 65535),
+            masked=_ACL_MASKED,
+            sets="ct_mark ct_label",
         ),
         _t(
             ARP_RESPONDER,
             "arp_responder",
-            "Answers ARP requests for addresses the controller knows (ports, the DHCP/metadata localport) "
-            "on the spot, so ARP for known addresses never floods or crosses a tunnel.",
+            L2,
+            "Answers ARP requests for addresses the controller knows (ports, the DHCP/metadata localport, "
+            "router interfaces, floating IPs) on the spot, so ARP for known addresses never floods or "
+            "crosses a tunnel.",
             "metadata eth_type arp_op arp_tpa arp_spa",
             (L3_LOOKUP,),
+            miss=L3_LOOKUP,
+            sets="eth_src eth_dst arp_op arp_sha arp_spa arp_tha arp_tpa",
+            writers=(L3, NAT),
         ),
         _t(
             L3_LOOKUP,
             "l3_lookup",
-            "Distributed routing (router interfaces); until routers exist every packet continues to L2.",
-            "metadata eth_dst eth_type ipv4_dst",
+            L3,
+            "Router admission: a packet to a router interface's MAC on its network goes to routing; "
+            "everything else continues to L2. Also answers ICMP echo to router interface IPs.",
+            "metadata eth_dst eth_type ipv4_dst ip_proto icmpv4_type",
+            (DNAT, L2_LOOKUP),
+            miss=L2_LOOKUP,
+            sets="eth_src eth_dst ipv4_src ipv4_dst icmpv4_type",
+        ),
+        _t(
+            DNAT,
+            "dnat",
+            NAT,
+            "Before routing: traffic to a floating IP is DNATed to its fixed IP, replies to SNATed "
+            "connections are un-SNATed (ct(nat) in the router's zone).",
+            "metadata eth_type ipv4_dst ipv4_src ct_state ct_zone",
+            (ROUTING,),
+            miss=ROUTING,
+            masked="ct_state",
+        ),
+        _t(
+            ROUTING,
+            "routing",
+            L3,
+            "Longest prefix match by priority (connected subnets, static routes): decrement TTL, rewrite the "
+            "MACs (source: the router, destination: the port that owns the address), switch the network tag.",
+            "metadata eth_type ipv4_dst ipv4_src reg6",
+            (SNAT, L2_LOOKUP),
+            priorities=(0, 1000),
+            masked="ipv4_dst ipv4_src",
+            sets="metadata eth_src eth_dst reg6",
+        ),
+        _t(
+            SNAT,
+            "snat",
+            NAT,
+            "After routing, towards an external network: a port with a floating IP leaves with it as source "
+            "on its own host; others are sent to the router's active gateway host and SNATed there.",
+            "metadata eth_type ipv4_src ipv4_dst ct_state ct_zone ct_mark",
             (L2_LOOKUP,),
+            miss=L2_LOOKUP,
+            priorities=(0, 1000),
+            masked="ipv4_src ipv4_dst ct_state ct_mark",
+            sets="ct_mark ct_label eth_src eth_dst tunnel_id tun_ipv4_dst",
         ),
         _t(
             L2_LOOKUP,
             "l2_lookup",
+            L2,
             "Known destination MAC: to a local port (sets reg7) or through the tunnel to the owning host. "
             "Broadcast and unknown: the network's local ports and the tunnels to hosts with that network.",
             "metadata eth_dst reg6 eth_type ip_proto udp_dst",
+            (INGRESS_CT, PROVIDER_EGRESS),
+            masked="eth_dst",
+            sets="reg7 tunnel_id tun_ipv4_dst",
+            writers=(L3, NAT, PROVIDER),
+        ),
+        _t(
+            INGRESS_CT,
+            "ingress_ct",
+            SECGROUPS,
+            "Security groups, VM ingress: IP packets to a port with groups go through conntrack in the "
+            "destination port's zone, then to ingress_acl.",
+            "reg7 metadata eth_type ip_proto udp_src",
             (INGRESS_ACL,),
+            miss=INGRESS_ACL,
+            priorities=(0, 100),
         ),
         _t(
             INGRESS_ACL,
             "ingress_acl",
-            "Security groups, VM ingress direction (default deny once groups apply).",
-            "reg7 metadata eth_type ip_proto ipv4_src tcp_dst udp_dst ct_state ct_zone ct_mark conj_id",
+            SECGROUPS,
+            "Security groups, VM ingress (default deny once groups apply): replies and related packets pass, "
+            "a new connection passes when a rule allows it.",
+            _ACL_FIELDS,
             (DELIVER,),
+            miss=DELIVER,
+            priorities=(0, 65535),
+            masked=_ACL_MASKED,
+            sets="ct_mark ct_label",
+        ),
+        _t(
+            PROVIDER_EGRESS,
+            "provider_egress",
+            PROVIDER,
+            "Out to a provider network's physical bridge: push its VLAN (if any) and output to the patch port.",
+            "metadata",
+            (),
+            sets="vlan_vid",
+            agent=True,
         ),
         _t(
             DELIVER,
             "deliver",
+            L2,
             "Output to the local port named by reg7.",
             "reg7",
             (),
@@ -122,21 +299,52 @@ class PipelineError(ValueError):
     """A compiled flow does not fit the declared pipeline."""
 
 
-def check_flow(flow: Flow) -> Flow:
-    """Validate ``flow`` against the pipeline and return it unchanged."""
+def check_flow(flow: Flow, feature: str | None = None) -> Flow:
+    """Validate ``flow`` against the pipeline (and, given one, the feature writing it); return it unchanged."""
     table = TABLES.get(flow.table)
     if table is None:
         raise PipelineError(f"flow {flow.text()}: table {flow.table} is not declared")
+    if feature is not None and not table.may_write(feature):
+        raise PipelineError(f"flow {flow.text()}: feature {feature} may not write table {table.name}")
+    low, high = table.priorities
+    if not low <= flow.priority <= high:
+        raise PipelineError(f"flow {flow.text()}: priority outside table {table.name}'s band {low}..{high}")
     for f in flow.match.fields:
         if f.name not in table.match_fields:
             raise PipelineError(f"flow {flow.text()}: table {table.name} does not match on {f.name}")
-    targets = [a.table for a in flow.actions if isinstance(a, Resubmit)]
+        if f.mask is not None and f.name not in table.masked_fields:
+            raise PipelineError(f"flow {flow.text()}: table {table.name} does not mask {f.name}")
+    targets: list[int] = []
+    for action in flow.actions:
+        if isinstance(action, Resubmit):
+            targets.append(action.table)
+        elif isinstance(action, Ct):
+            if action.table is not None:
+                targets.append(action.table)
+            _check_sets(flow, table, [a.field for a in action.actions])
+        elif isinstance(action, SetField):
+            _check_sets(flow, table, [action.field])
+        elif isinstance(action, Move):
+            _check_sets(flow, table, [action.dst])
+        elif isinstance(action, Conjunction) and "conj_id" not in table.match_fields:
+            raise PipelineError(f"flow {flow.text()}: table {table.name} has no conjunctive matches")
     if flow.goto is not None:
         targets.append(flow.goto)
     for target in targets:
         if target not in table.next_tables:
             raise PipelineError(f"flow {flow.text()}: table {table.name} may not continue to table {target}")
     return flow
+
+
+def _check_sets(flow: Flow, table: Table, fields: list[str]) -> None:
+    for name in fields:
+        if name not in table.set_fields:
+            raise PipelineError(f"flow {flow.text()}: table {table.name} may not set {name}")
+
+
+def miss_flows(cookie: int) -> tuple[Flow, ...]:
+    """Every table's miss flow (priority 0), as declared: continue to the next stage, or drop."""
+    return tuple(Flow(t.number, 0, goto=t.miss, cookie=cookie) for t in TABLES.values())
 
 
 def table_name(number: int) -> str:

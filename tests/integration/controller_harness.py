@@ -270,7 +270,7 @@ def _check_model(meta: dict[str, int], objects: dict[str, dict[str, dict[str, An
             assert (f["subnet_id"], f["ip_address"]) not in ips, f"{f['ip_address']} allocated twice"
             ips.add((f["subnet_id"], f["ip_address"]))
         if p["binding_host_id"]:
-            assert 100 <= p["binding_ofport"] <= 65000
+            assert 100 <= p["binding_ofport"] <= 32767
             assert (p["binding_host_id"], p["binding_ofport"]) not in ofports, "ofport used twice on a host"
             ofports.add((p["binding_host_id"], p["binding_ofport"]))
         else:
