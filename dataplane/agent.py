@@ -12,12 +12,12 @@ always from the complete desired state:
 4. each local port's facts (VIF present, flows installed, DHCP and metadata
    ready) are reported when they change.
 
+The decisions (when it may program, which binding flows to render, which
+facts to report, which addresses to announce) are made by
+``dataplane.agent_core.AgentCore``, without I/O; this module observes and acts.
 The desired state is persisted, so after an OVS restart (flows gone) the
 switch is reprogrammed from the last full state even while the controller is
-unreachable. But if the switch still holds Loom's flows when the agent starts,
-they are the freshest truth there is: the persisted copy may be older (it is
-written a moment after changes, and a SIGKILL can land in between), so the
-agent changes nothing until the controller's current state has arrived.
+unreachable.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import threading
 import time
 
 from dataplane import underlay
+from dataplane.agent_core import AgentCore, Announcement, Rendered
+from dataplane.common.arp import gratuitous_arp
 from dataplane.common.constants import BR_INT
 from dataplane.common.logs import get_logger
 from dataplane.config import AgentConfig
-from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
 from dataplane.contract.cookie import LOOM_MARKER
-from dataplane.contract.encode import WireFlow, to_wire
 from dataplane.desired import DesiredState
 from dataplane.localports import LocalportManager
 from dataplane.openflow.connection import ConnectionClosed, OFConnection, mgmt_target
@@ -86,16 +86,13 @@ class Agent:
         self._vifs_changed = False
         self._report_all = False
         # Reconcile-thread state.
-        self._reported: dict[str, agent_pb2.PortState] = {}
+        self.core = AgentCore()
         self._flows_ok_ports: set[str] = set()
         self._installed_revision = 0
         self._unsaved = False  # the desired state changed since it was last persisted
         self._last_persist = 0.0
         self._retry_at: float | None = None
         self._metadata_url = ""
-        # May the reconciler program the switch? Only from a state the controller sent
-        # to this run, or from the persisted one when the switch had lost its flows.
-        self._may_program = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -115,11 +112,10 @@ class Agent:
             self.tunnels.start()
         self.dhcp.start()
         self._connect_openflow()
-        if self.desired.complete and not self._switch_has_loom_flows():
+        if self.core.at_start(self.desired.complete, self._switch_has_loom_flows()):
             self.log.info(
                 "switch has no Loom flows: programming from the persisted state", revision=self.desired.revision
             )
-            self._may_program = True
             if self.tunnels is not None:
                 self.tunnels.set_peers(self.desired.peers)
             self._reconcile()
@@ -142,7 +138,7 @@ class Agent:
         self.client.start()
         next_tick = time.monotonic() + TICK_SECONDS
         while not self._stop.is_set():
-            deadline = min(next_tick, self._retry_at or next_tick)
+            deadline = min(next_tick, self._retry_at or next_tick, self.core.next_announcement() or next_tick)
             self._wake.wait(timeout=max(0.0, deadline - time.monotonic()))
             if self._stop.is_set():
                 break
@@ -220,10 +216,10 @@ class Agent:
         for msg in messages:
             self.desired.apply(msg)
         if messages:
-            self._may_program = True
+            self.core.controller_state_arrived()
             self._unsaved = True
         if report_all:
-            self._reported.clear()
+            self.core.report_everything_again()
         if self.tunnels is not None:
             if messages:
                 self.tunnels.set_peers(self.desired.peers)
@@ -239,17 +235,18 @@ class Agent:
             self._reconcile()
         else:
             self._report()
+        self._announce(now)
         if self._unsaved and time.monotonic() - self._last_persist >= PERSIST_EVERY:
             self.desired.save(self.config.state_dir)
             self._last_persist = time.monotonic()
             self._unsaved = False
 
     def _reconcile(self) -> None:
-        if not (self.desired.complete and self._may_program):
+        if not self.core.ready(self.desired):
             return
         # VIF flows first: a new network's localport (namespace, veth, OVS port) takes
         # tens of milliseconds to build, and the VMs' own traffic must not wait for it.
-        self._install(*self._render_flows())
+        self._install(self._render_flows())
         try:
             changed = self.localports.sync(self.desired.networks)
         except Exception as exc:
@@ -257,37 +254,20 @@ class Agent:
             self._retry_at = time.monotonic() + RETRY_SECONDS
             changed = True
         if changed:
-            self._install(*self._render_flows())
+            self._install(self._render_flows())
         self._sync_services()
         self._report()
 
-    def _render_flows(self) -> tuple[list[WireFlow], set[str]]:
-        """The controller's flows plus the binding flows of local VIFs and localports."""
-        d = self.desired
-        flows = d.flows()
-        with self._lock:
-            vifs = dict(self._vifs)
-        taken = {ev.ofport for ev in vifs.values()}
-        bound: set[str] = set()
-        for port in d.ports.values():
-            if not port.admin_state_up:
-                continue
-            ev = vifs.get(port.port_id)
-            if ev is not None:
-                ofport = ev.ofport
-            elif port.ofport and port.ofport not in taken:
-                ofport = port.ofport  # not plugged yet: be ready for the VIF that requests it
-            else:
-                continue
-            flows.extend(to_wire(f) for f in vif_binding_flows(port.tag, port.network_tag, ofport))
-            bound.add(port.port_id)
-        for network_id, lp in self.localports.ports.items():
-            net = d.networks.get(network_id)
-            if net is not None:
-                flows.extend(to_wire(f) for f in localport_binding_flows(net.localport_tag, net.tag, lp.ofport))
-        return flows, bound
+    def _render_flows(self) -> Rendered:
+        localports = {network_id: lp.ofport for network_id, lp in self.localports.ports.items()}
+        return self.core.render(self.desired, self._vif_snapshot(), localports)
 
-    def _install(self, flows: list[WireFlow], bound: set[str]) -> None:
+    def _vif_snapshot(self) -> dict[str, InterfaceEvent]:
+        with self._lock:
+            return dict(self._vifs)
+
+    def _install(self, rendered: Rendered) -> None:
+        flows, bound = rendered.flows, rendered.bound
         if self.installer is None and not self._connect_openflow():
             self._flows_ok_ports = set()
             return
@@ -338,41 +318,37 @@ class Agent:
         return self.metadata
 
     def port_states(self) -> dict[str, agent_pb2.PortState]:
-        d = self.desired
-        with self._lock:
-            vifs = dict(self._vifs)
-        states = {}
-        for port in d.ports.values():
-            ev = vifs.get(port.port_id)
-            has_services = port.network_id in self.localports.ports
-            states[port.port_id] = agent_pb2.PortState(
-                port_id=port.port_id,
-                vif_present=ev is not None,
-                ofport=ev.ofport if ev else 0,
-                flows_installed=port.port_id in self._flows_ok_ports,
-                # Without a DHCP-enabled subnet there is nothing to serve: ready by definition.
-                dhcp_ready=self.dhcp.dhcp_ready(port.port_id) if has_services else port.network_id not in d.networks,
-                metadata_ready=(
-                    self.metadata.metadata_ready(port.port_id)
-                    if has_services and self.metadata is not None
-                    else port.network_id not in d.networks
-                ),
-                revision=self._installed_revision,
-            )
-        return states
+        metadata = self.metadata
+        return self.core.port_states(
+            self.desired,
+            self._vif_snapshot(),
+            self._flows_ok_ports,
+            self.localports.ports,
+            self.dhcp.dhcp_ready,
+            metadata.metadata_ready if metadata is not None else None,
+            self._installed_revision,
+        )
 
     def _report(self) -> None:
-        states = self.port_states()
-        changed = []
-        for pid, st in states.items():
-            old = self._reported.get(pid)
-            if old is None or _facts(old) != _facts(st):
-                changed.append(st)
-        for pid in [p for p in self._reported if p not in states]:
-            del self._reported[pid]
+        changed = self.core.changed(self.port_states())
         if changed and self.client.connected.is_set() and self.client.report_ports(changed):
-            for st in changed:
-                self._reported[st.port_id] = st
+            self.core.reported(changed)
+
+    def _announce(self, now: float) -> None:
+        """Send the gratuitous ARPs that are due, into br-int as if each port's VM had sent them."""
+        if self.connection is None or not self.core.ready(self.desired):
+            return
+        for a in self.core.announcements(self.desired, self._vif_snapshot(), self._flows_ok_ports, now):
+            self._send_announcement(a)
+
+    def _send_announcement(self, a: Announcement) -> None:
+        assert self.connection is not None
+        try:
+            self.connection.packet_out(gratuitous_arp(a.mac, a.ip), in_port=a.ofport)
+        except ConnectionClosed as exc:
+            self.log.warning("gratuitous ARP not sent", port_id=a.port_id, ip=a.ip, error=str(exc))
+            return
+        self.log.debug("gratuitous ARP sent", port_id=a.port_id, ip=a.ip, mac=a.mac)
 
     # ------------------------------------------------------------ openflow
 
@@ -407,7 +383,3 @@ def _traversable(path: os.PathLike[str] | str) -> None:
     for directory in reversed(missing):
         os.mkdir(directory)
         os.chmod(directory, 0o755)  # explicit: the umask may be stricter
-
-
-def _facts(s: agent_pb2.PortState) -> tuple:
-    return (s.vif_present, s.ofport, s.flows_installed, s.dhcp_ready, s.metadata_ready)

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import queue
 import socket
-import struct
 import threading
 import time
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
+from dataplane.common.arp import ETH_P_ARP, arp_request
 from dataplane.common.constants import BR_PHY
 from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 
-ETH_P_ARP = 0x0806
 REFRESH_SECONDS = 60.0  # OVS keeps a snooped entry for 15 minutes by default
 
 
@@ -36,13 +35,6 @@ class _Interface:
     index: int
     mac: bytes
     ip: bytes
-
-
-def arp_request(src_mac: bytes, src_ip: bytes, target_ip: bytes) -> bytes:
-    """A broadcast Ethernet frame asking who has ``target_ip``."""
-    eth = b"\xff" * 6 + src_mac + struct.pack("!H", ETH_P_ARP)
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + src_mac + src_ip + b"\x00" * 6 + target_ip
-    return eth + arp
 
 
 class TunnelNeighbors:

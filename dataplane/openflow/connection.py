@@ -340,6 +340,15 @@ class OFConnection:
         self.wait(self.request(msg), timeout, "echo reply")
         return time.perf_counter() - start
 
+    def packet_out(self, data: bytes, in_port: int) -> None:
+        """Run ``data`` through the bridge's tables from table 0, as if it had arrived on ``in_port``.
+
+        Fire and forget: a rejected packet-out comes back as an error the reader keeps.
+        """
+        actions = [parser.OFPActionOutput(ofp.OFPP_TABLE, 0)]
+        msg = parser.OFPPacketOut(_PROTOCOL, ofp.OFP_NO_BUFFER, in_port, actions, data)
+        self.send(_serialize(msg, self.allocate_xids()))
+
     def bundle_control(self, bundle_id: int, ctrl_type: int, flags: int) -> Future[object]:
         """Send an ONF bundle control request (open/commit/discard); the future gets the reply."""
         msg = parser.ONFBundleCtrlMsg(_PROTOCOL, bundle_id, ctrl_type, flags, [])

@@ -1,0 +1,206 @@
+"""The agent's decisions, without I/O: what to install, what to report, what to announce, and when.
+
+``dataplane.agent`` does the I/O (Sync stream, OVSDB, OpenFlow, dnsmasq, the
+metadata proxy) and feeds this core what it observed: the desired state, the
+VIFs OVSDB reports, the localports in place, what the switch holds, the time.
+The core returns what to do. Its rules are unit-tested without a switch
+(tests/unit/test_agent_core.py):
+
+- **Never program from a stale state.** At start, if the switch still holds
+  Loom flows they are the freshest truth there is (the persisted copy may be
+  older: it is written a moment after changes, and a SIGKILL can land in
+  between), so nothing is installed until the controller's current state
+  arrives. If the switch lost its flows (ovs-vswitchd restarted) and a complete
+  state was persisted, it is installed at once, controller or not.
+- **Flows before VIFs.** A bound port's binding flows use the OpenFlow port
+  number its VIF requests (allocated by the controller) before the VIF exists,
+  unless another VIF holds that number; once the VIF is there, the number OVS
+  really gave it.
+- **Report facts, not noise.** A port's facts go to the controller when they
+  change, and all of them again after a reconnect.
+- **Announce new bindings.** When a port's flows are in and its VIF is there,
+  a gratuitous ARP for each of its IPv4 addresses goes out as if the VM sent
+  it, at 0, 1 and 2 s, so peers that cached an old MAC for a reused address
+  follow at once instead of after their ARP cache expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from dataplane.common.addresses import is_ipv4
+from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
+from dataplane.contract.encode import WireFlow, to_wire
+from dataplane.desired import DesiredState
+from dataplane.ovs.types import InterfaceEvent
+from protos.loom.v1 import agent_pb2
+
+# Seconds after a port's flows and VIF are in place at which its addresses are announced.
+ANNOUNCE_AT = (0.0, 1.0, 2.0)
+
+Facts = tuple[bool, int, bool, bool, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The flows br-int must hold, and the local ports whose binding flows are among them."""
+
+    flows: list[WireFlow]
+    bound: set[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A gratuitous ARP to inject into br-int as if the port's VM had sent it."""
+
+    port_id: str
+    ofport: int
+    mac: str
+    ip: str
+
+
+@dataclass
+class _Announcing:
+    identity: tuple[str, tuple[str, ...], int]  # (mac, ips, ofport): a new one restarts the schedule
+    started: float
+    sent: int = 0
+
+
+@dataclass
+class AgentCore:
+    """The decisions of one agent; the caller performs them."""
+
+    announce_at: tuple[float, ...] = ANNOUNCE_AT
+    may_program: bool = False
+    _reported: dict[str, Facts] = field(default_factory=dict)
+    _announcing: dict[str, _Announcing] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ when to program
+
+    def at_start(self, persisted_complete: bool, switch_has_loom_flows: bool) -> bool:
+        """Whether to program from the persisted state now (the switch lost its flows)."""
+        if persisted_complete and not switch_has_loom_flows:
+            self.may_program = True
+            return True
+        return False
+
+    def controller_state_arrived(self) -> None:
+        """A Sync message of this run arrived: the desired state is current."""
+        self.may_program = True
+
+    def ready(self, desired: DesiredState) -> bool:
+        return desired.complete and self.may_program
+
+    # ------------------------------------------------------------ what to install
+
+    @staticmethod
+    def render(desired: DesiredState, vifs: Mapping[str, InterfaceEvent], localports: Mapping[str, int]) -> Rendered:
+        """The controller's flows plus the binding flows of local VIFs and localports (network id -> ofport)."""
+        flows = desired.flows()
+        taken = {ev.ofport for ev in vifs.values()}
+        bound: set[str] = set()
+        for port in desired.ports.values():
+            if not port.admin_state_up:
+                continue
+            ev = vifs.get(port.port_id)
+            if ev is not None:
+                ofport = ev.ofport
+            elif port.ofport and port.ofport not in taken:
+                ofport = port.ofport  # not plugged yet: be ready for the VIF that requests it
+            else:
+                continue
+            flows.extend(to_wire(f) for f in vif_binding_flows(port.tag, port.network_tag, ofport))
+            bound.add(port.port_id)
+        for network_id, ofport in localports.items():
+            net = desired.networks.get(network_id)
+            if net is not None:
+                flows.extend(to_wire(f) for f in localport_binding_flows(net.localport_tag, net.tag, ofport))
+        return Rendered(flows, bound)
+
+    # ------------------------------------------------------------ what to report
+
+    @staticmethod
+    def port_states(
+        desired: DesiredState,
+        vifs: Mapping[str, InterfaceEvent],
+        flows_ok: set[str],
+        served_networks: Iterable[str],
+        dhcp_ready: Callable[[str], bool],
+        metadata_ready: Callable[[str], bool] | None,
+        revision: int,
+    ) -> dict[str, agent_pb2.PortState]:
+        """Every local port's facts. ``served_networks``: networks whose localport is in place."""
+        served = set(served_networks)
+        states = {}
+        for port in desired.ports.values():
+            ev = vifs.get(port.port_id)
+            has_services = port.network_id in served
+            # Without a DHCP-enabled subnet there is nothing to serve: ready by definition.
+            nothing_to_serve = port.network_id not in desired.networks
+            states[port.port_id] = agent_pb2.PortState(
+                port_id=port.port_id,
+                vif_present=ev is not None,
+                ofport=ev.ofport if ev else 0,
+                flows_installed=port.port_id in flows_ok,
+                dhcp_ready=dhcp_ready(port.port_id) if has_services else nothing_to_serve,
+                metadata_ready=(
+                    metadata_ready(port.port_id) if has_services and metadata_ready is not None else nothing_to_serve
+                ),
+                revision=revision,
+            )
+        return states
+
+    def changed(self, states: Mapping[str, agent_pb2.PortState]) -> list[agent_pb2.PortState]:
+        """The states whose facts differ from what was last reported (ports gone are forgotten)."""
+        for pid in [p for p in self._reported if p not in states]:
+            del self._reported[pid]
+        return [st for pid, st in states.items() if self._reported.get(pid) != _facts(st)]
+
+    def reported(self, states: Iterable[agent_pb2.PortState]) -> None:
+        for st in states:
+            self._reported[st.port_id] = _facts(st)
+
+    def report_everything_again(self) -> None:
+        """After a reconnect the controller may know nothing: every fact counts as changed."""
+        self._reported.clear()
+
+    # ------------------------------------------------------------ what to announce
+
+    def announcements(
+        self, desired: DesiredState, vifs: Mapping[str, InterfaceEvent], flows_ok: set[str], now: float
+    ) -> list[Announcement]:
+        """The gratuitous ARPs due ``now``; each port's schedule restarts when its MAC, IPs or VIF change."""
+        due: list[Announcement] = []
+        live: set[str] = set()
+        for port in desired.ports.values():
+            ev = vifs.get(port.port_id)
+            if ev is None or not port.admin_state_up or port.port_id not in flows_ok:
+                continue
+            live.add(port.port_id)
+            identity = (port.mac_address, tuple(port.ip_addresses), ev.ofport)
+            state = self._announcing.get(port.port_id)
+            if state is None or state.identity != identity:
+                state = self._announcing[port.port_id] = _Announcing(identity, now)
+            passed = sum(1 for t in self.announce_at if now >= state.started + t)
+            if passed > state.sent:  # one announcement, however many slots a busy agent let pass
+                state.sent = passed
+                due.extend(
+                    Announcement(port.port_id, ev.ofport, port.mac_address, ip)
+                    for ip in port.ip_addresses
+                    if is_ipv4(ip)
+                )
+        for pid in [p for p in self._announcing if p not in live]:
+            del self._announcing[pid]
+        return due
+
+    def next_announcement(self) -> float | None:
+        """When the next scheduled announcement is due (None: none pending)."""
+        times = [
+            s.started + self.announce_at[s.sent] for s in self._announcing.values() if s.sent < len(self.announce_at)
+        ]
+        return min(times) if times else None
+
+
+def _facts(s: agent_pb2.PortState) -> Facts:
+    return (s.vif_present, s.ofport, s.flows_installed, s.dhcp_ready, s.metadata_ready)
