@@ -37,7 +37,7 @@ test-unit: bootstrap protos-check
 # The differential test of incremental compilation, long: FUZZ_EXAMPLES examples of up to 60 steps.
 FUZZ_EXAMPLES ?= 5000
 fuzz: bootstrap
-	LOOM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_distributor_differential.py
+	LOOM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout=0 tests/unit/test_distributor_differential.py
 
 demo: bootstrap ovs
 	$(PY) -m lab.mininet demo
