@@ -42,7 +42,7 @@ fuzz: bootstrap
 demo: bootstrap ovs
 	$(PY) -m lab.mininet demo
 
-BENCHMARKS := api compile flow_install time_to_ping dhcp_metadata lab_start ovsdb_monitor
+BENCHMARKS := api compile flow_install time_to_ping dhcp_metadata lab_start ovsdb_monitor guest_tcp
 
 bench: ovs
 	bash scripts/bootstrap.sh --bench

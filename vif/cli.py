@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--ifname", default="eth0", help="veth: device name inside the namespace (default eth0)")
     p.add_argument("--device", help="host-side device name (default: tap + first 11 characters of the port id)")
     p.add_argument("--vm-id", default="", help="external_ids:vm-id")
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="tap: make the tap itself the OVS port (no checksum-finishing veth); TCP then works only for "
+        "guests without virtio-net offloads (qemu vnet_hdr=off or csum=off)",
+    )
     p.add_argument("--ip", action="append", default=[], help="veth: CIDR to configure in the namespace (repeatable)")
     p.add_argument("--gateway", help="veth: default route in the namespace")
     p.add_argument("--ovsdb", help="ovsdb-server socket or remote (default: $OVS_RUNDIR/db.sock)")
@@ -101,7 +107,10 @@ def _plug(args: argparse.Namespace) -> plug.PluggedVif:
             bridge=bridge,
             vm_id=args.vm_id,
             device=args.device,
+            direct=args.direct,
         )
+    if args.direct:
+        raise CliError("--direct applies to --kind tap only")
     if not args.netns:
         raise CliError("--kind veth needs --netns (the VM's namespace)")
     return plug.plug_veth(
@@ -128,7 +137,10 @@ def run(args: argparse.Namespace) -> int:
             if args.as_json:
                 print(json.dumps(dataclasses.asdict(vif)))
             else:
-                print(f"plugged port {vif.port_id} as {vif.device} ({vif.kind}) on {vif.bridge}, ofport {vif.ofport}")
+                via = f", OVS port {vif.ovs_port}" if vif.ovs_port and vif.ovs_port != vif.device else ""
+                print(
+                    f"plugged port {vif.port_id} as {vif.device} ({vif.kind}{via}) on {vif.bridge}, ofport {vif.ofport}"
+                )
             return 0
         existed = plug.unplug(args.port_id, ifname=args.ifname, ovsdb=args.ovsdb, delete_netns=args.delete_netns)
         print(f"unplugged {args.port_id or args.ifname}" + ("" if existed else " (nothing was plugged)"))

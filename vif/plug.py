@@ -6,6 +6,10 @@ and, when the controller allocated one, ``ofport_request``, so the port's
 flows, installed earlier, apply the moment it appears. The device exists
 before the OVS port, so ovs-vswitchd numbers it at once.
 
+A tap is not an OVS port itself: its OVS port is a veth that the kernel
+finishes the guest's checksums and TCP segments on (``vif/tap.py`` says why),
+so guests work with qemu's and libvirt's default tap options.
+
 Everything happens in the calling thread's network namespace (the one
 ovs-vswitchd runs in) and in the VM's namespace; the OVSDB connection is a
 parameter: a socket path/remote, or an open ``OvsDriver`` to reuse.
@@ -23,6 +27,7 @@ from dataplane.common.logs import get_logger
 from dataplane.ovs.driver import OvsDriver
 from dataplane.ovs.types import ATTACHED_MAC, IFACE_ID, IFACE_STATUS, VM_ID
 from vif import link
+from vif import tap as tapdev
 from vif.names import tap_mac, vif_device_name
 
 log = get_logger(__name__)
@@ -40,7 +45,7 @@ class PluggedVif:
     """A VIF as plugged: host device = OVS port name, and where its other end is."""
 
     port_id: str
-    device: str
+    device: str  # veth: host end, the OVS port; tap: the tap qemu opens
     kind: str  # "veth" or "tap"
     mac: str  # the VM's MAC (attached-mac)
     mtu: int
@@ -48,6 +53,7 @@ class PluggedVif:
     bridge: str
     netns: str | None = None  # veth: the VM namespace
     ifname: str | None = None  # veth: the device inside it
+    ovs_port: str = ""  # the OVS port's name when it is not ``device`` (a tap's veth)
 
 
 @contextmanager
@@ -126,21 +132,40 @@ def plug_tap(
     bridge: str = BR_INT,
     vm_id: str = "",
     device: str | None = None,
+    direct: bool = False,
 ) -> PluggedVif:
     """Plug a persistent tap for qemu (``-netdev tap,ifname=DEV,script=no``). Idempotent.
 
     The tap's own MAC is ``mac`` with first octet fe; ``mac`` is the guest's.
+    Its OVS port is the veth ``lvo<id>``, which tc connects to the tap through
+    ``lvt<id>`` (``vif/tap.py``). ``direct`` makes the tap itself the OVS port,
+    as before: then TCP works only for guests that finish their own checksums
+    and segments (qemu ``vnet_hdr=off``, or virtio-net ``csum=off``).
     """
-    dev = device or vif_device_name(port_id)
+    devices = tapdev.TapDevices.for_port(port_id, device)
+    ovs_port, stale = (devices.tap, devices.ovs_side) if direct else (devices.ovs_side, devices.tap)
     with _driver(ovsdb) as driver:
         _require_bridge(driver, bridge, port_id)
+        driver.delete_port(stale)  # a re-plug that switches modes leaves no second OVS port behind
         try:
-            link.ensure_tap(dev, mac=tap_mac(mac), mtu=mtu)
-        except (link.LinkError, OSError) as exc:
-            raise PlugError(f"port {port_id}: cannot set up tap {dev}: {exc}") from exc
-        got = _add_to_bridge(driver, bridge, dev, port_id, mac, vm_id, ofport)
-    log.info("port plugged", port_id=port_id, device=dev, kind=KIND_TAP, ofport=got, bridge=bridge)
-    return PluggedVif(port_id, dev, KIND_TAP, mac.lower(), mtu, got, bridge)
+            if direct:
+                tapdev.ensure_direct(devices, mac=tap_mac(mac), mtu=mtu)
+            else:
+                tapdev.ensure(devices, mac=tap_mac(mac), mtu=mtu)
+        except (link.LinkError, tapdev.TapError, OSError) as exc:
+            raise PlugError(f"port {port_id}: cannot set up tap {devices.tap}: {exc}") from exc
+        got = _add_to_bridge(driver, bridge, ovs_port, port_id, mac, vm_id, ofport)
+    log.info(
+        "port plugged",
+        port_id=port_id,
+        device=devices.tap,
+        kind=KIND_TAP,
+        ovs_port=ovs_port,
+        ofport=got,
+        bridge=bridge,
+        direct=direct,
+    )
+    return PluggedVif(port_id, devices.tap, KIND_TAP, mac.lower(), mtu, got, bridge, ovs_port=ovs_port)
 
 
 def unplug(
@@ -152,15 +177,24 @@ def unplug(
 ) -> bool:
     """Remove a VIF's OVS port(s) and device, by port id or host device name; True if anything existed.
 
-    By port id, every OVS port whose iface-id is the port id goes, as does the
-    device named after it. ``delete_netns`` also removes that namespace.
+    By port id, every OVS port whose iface-id is the port id goes, as do the
+    devices named after it. A tap's veth and the tap are found from each other
+    through their redirects, whatever their names. ``delete_netns`` also
+    removes that namespace.
     """
     if port_id is None and ifname is None:
         raise ValueError("unplug needs a port id or a device name")
     devices = {ifname} if ifname else {vif_device_name(port_id or "")}
     with _driver(ovsdb) as driver:
         if port_id is not None:
+            derived = tapdev.TapDevices.for_port(port_id)
+            devices |= {derived.tap_side, derived.ovs_side}
             devices |= {p.name for p in driver.find_ports(port_id, bridge=None)}
+        for dev in list(devices):
+            if (found := tapdev.devices_of(dev)) is not None:  # a tap: its veth
+                devices |= {found.tap_side, found.ovs_side}
+            if (tap := tapdev.redirect_target(dev)) is not None:  # a tap's veth: the tap (under any name)
+                devices.add(tap)
         existed = False
         for dev in sorted(devices):
             existed = driver.delete_port(dev) or existed

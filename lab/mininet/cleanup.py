@@ -72,7 +72,6 @@ def clean(prefix: str = "lab", force: bool = False, state_root: str = STATE_ROOT
             report.skipped_live.append(path)
         else:
             stale_dirs.append(path)
-    claimed_netns = {n for s in live for n in s.netns}
     # Mininet names its nodes' shells "mininet:<node>": hypervisors and Linux bridges.
     live_nodes = {n for s in live for n in (*s.hypervisor_netns, *s.linux_bridges)}
 
@@ -86,7 +85,7 @@ def clean(prefix: str = "lab", force: bool = False, state_root: str = STATE_ROOT
                     report.killed.append(pid)
     # 2. Anything else still running from a stale state dir, or inside a stale lab namespace,
     #    and Mininet host shells of labs not running (their namespaces may have no name yet).
-    stale_netns = [n for n in ns.list_names(prefix) if n not in claimed_netns]
+    stale_netns = [n for n in ns.list_names(prefix) if not any(s.owns_netns(n) for s in live)]
     in_stale_netns = {pid for name in stale_netns for pid in ns.pids(name)}
     for pid in _all_pids():
         cmd = _cmdline(pid)

@@ -69,6 +69,11 @@ class LabState:
     def netns(self) -> list[str]:
         return [*self.hypervisor_netns, *self.vm_netns]
 
+    def owns_netns(self, name: str) -> bool:
+        """True for the lab's hypervisor and VM namespaces, and the ones its agents made
+        (localports: ``<hypervisor netns>-<network>``), which no state file lists."""
+        return name in self.netns or any(name.startswith(hv + "-") for hv in self.hypervisor_netns)
+
     def owns_link(self, name: str) -> bool:
         """True for the lab's Linux bridges and the veths Mininet attached to them (BRIDGE-ethN)."""
         return any(name == br or name.startswith(br + "-") for br in self.linux_bridges)

@@ -23,6 +23,7 @@ from tests.integration.vif_fixtures import (
 from vif import link
 from vif.names import vif_device_name
 from vif.plug import PlugError, plug_tap, plug_veth, unplug
+from vif.tap import redirect_target
 
 pytestmark = pytest.mark.ovs
 
@@ -116,8 +117,8 @@ def test_unplug_by_port_id_finds_ports_under_other_names(bridge: str, driver: Ov
 
 def test_plug_tap(bridge: str, driver: OvsDriver, janitor: Janitor) -> None:
     pid = port_id()
-    dev = vif_device_name(pid)
-    janitor.devices.append(dev)
+    dev, tap_side, ovs_side = vif_device_name(pid), vif_device_name(pid, "lvt"), vif_device_name(pid, "lvo")
+    janitor.devices += [dev, tap_side]
     vif = plug_tap(pid, "fa:16:3e:aa:bb:cc", 1450, ofport=777, ovsdb=driver, bridge=bridge, vm_id="inst-1")
 
     info = json.loads(sh("ip", "-j", "-d", "link", "show", dev))[0]
@@ -127,10 +128,35 @@ def test_plug_tap(bridge: str, driver: OvsDriver, janitor: Janitor) -> None:
     assert (data["type"], data["persist"], data["multi_queue"]) == ("tap", True, False)
     assert info["address"] == "fe:16:3e:aa:bb:cc" and info["mtu"] == 1450
     assert tx_checksum(dev) == "off"
-    assert vif.ofport == 777 and iface(dev, "ofport") == "777"
-    assert (ext_id(dev, "iface-id"), ext_id(dev, "attached-mac")) == (pid, "fa:16:3e:aa:bb:cc")
+    # The OVS port is a veth the tap is redirected through, whose TX offloads are off, so the
+    # kernel finishes the checksums and segments a virtio guest leaves to the host (vif/tap.py).
+    assert (vif.device, vif.ovs_port) == (dev, ovs_side)
+    assert dev not in vsctl("list-ports", bridge).split() and vsctl("port-to-br", ovs_side) == bridge
+    assert vif.ofport == 777 and iface(ovs_side, "ofport") == "777"
+    assert (ext_id(ovs_side, "iface-id"), ext_id(ovs_side, "attached-mac")) == (pid, "fa:16:3e:aa:bb:cc")
+    assert tx_checksum(tap_side) == "off" and tx_checksum(ovs_side) == "off"
+    assert (redirect_target(dev), redirect_target(tap_side)) == (tap_side, dev)
     assert plug_tap(pid, "fa:16:3e:aa:bb:cc", 1450, ofport=777, ovsdb=driver, bridge=bridge, vm_id="inst-1") == vif
+
+    # --direct: the tap itself is the OVS port again, nothing else is left.
+    direct = plug_tap(pid, "fa:16:3e:aa:bb:cc", 1450, ofport=777, ovsdb=driver, bridge=bridge, direct=True)
+    assert (direct.ovs_port, iface(dev, "ofport"), ext_id(dev, "iface-id")) == (dev, "777", pid)
+    assert not link_exists(tap_side) and not link_exists(ovs_side) and redirect_target(dev) is None
     assert unplug(pid, ovsdb=driver) and not link_exists(dev)
+
+    # Unplugging by the tap's name finds its veth through the redirect.
+    plug_tap(pid, "fa:16:3e:aa:bb:cc", 1450, ofport=777, ovsdb=driver, bridge=bridge)
+    assert unplug(ifname=dev, ovsdb=driver)
+    assert not any(link_exists(d) for d in (dev, tap_side, ovs_side))
+    assert ovs_side not in vsctl("list-ports", bridge).split()
+
+    # ... and unplugging by port id finds a tap plugged under another name through its veth.
+    custom = "lvc" + pid[2:10]
+    janitor.devices.append(custom)
+    assert plug_tap(pid, "fa:16:3e:aa:bb:cc", 1450, ovsdb=driver, bridge=bridge, device=custom).device == custom
+    assert redirect_target(custom) == tap_side
+    assert unplug(pid, ovsdb=driver)
+    assert not any(link_exists(d) for d in (custom, tap_side, ovs_side))
 
 
 def test_taken_ofport_is_an_error_naming_the_holder(bridge: str, driver: OvsDriver, janitor: Janitor) -> None:

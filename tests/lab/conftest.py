@@ -8,7 +8,8 @@ Two test sessions on one machine need different lab names and management
 ranges (see lab/mininet/config.py): set LOOM_TEST_SLOT to 1..9 and every lab
 the tests start (the plain lab, Loom's lab, the clean test's lab) gets names
 and a range of that slot (``slot_config``). LOOM_LAB_PREFIX /
-LOOM_LAB_MGMT_CIDR still override the plain lab alone.
+LOOM_LAB_MGMT_CIDR still override the plain lab alone, LOOM_LOOMLAB_PREFIX /
+LOOM_LOOMLAB_MGMT_CIDR Loom's lab alone.
 """
 
 from __future__ import annotations
@@ -73,12 +74,18 @@ def lab_vms(lab: Lab) -> Iterator[Lab]:
 
 # ---------------------------------------------------------------- Loom on the lab
 
-LOOM_LAB = slot_config("l", hypervisors=3)
+_LOOM_SLOT = slot_config("l", hypervisors=3)
+# As LOOM_LAB_PREFIX / LOOM_LAB_MGMT_CIDR do for the plain lab, these override Loom's lab alone.
+LOOM_LAB = LabConfig(
+    hypervisors=3,
+    prefix=os.environ.get("LOOM_LOOMLAB_PREFIX") or _LOOM_SLOT.prefix,
+    mgmt_cidr=os.environ.get("LOOM_LOOMLAB_MGMT_CIDR") or _LOOM_SLOT.mgmt_cidr,
+)
 
 
 @pytest.fixture(scope="session")
 def loom() -> Iterator[LoomLab]:
-    """Loom running on its own 3-hypervisor lab: controller, agents, DHCP, metadata."""
+    """Loom running on its own 3-hypervisor lab: controller, agents, DHCP, metadata (LOOM_LAB)."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (namespaces, OVS)")
     instance = LoomLab(config=LOOM_LAB)

@@ -42,3 +42,11 @@ def test_state_knows_its_links_and_owner(tmp_path) -> None:  # type: ignore[no-u
     assert not loaded.owns_link("lab2mgmt-eth1") and not loaded.owns_link("labext")
     dead = LabState(prefix="lab", state_dir=state.state_dir, owner_pid=state.owner_pid, owner_start=1)
     assert not dead.owner_alive()  # same pid, different start time: a reused pid
+
+
+def test_state_owns_its_agents_namespaces_but_not_another_labs() -> None:
+    state = LabState(prefix="lab", state_dir="/tmp/loom-lab", owner_pid=1, owner_start=1)
+    state.hypervisor_netns, state.vm_netns = ["labhv1", "labhv2"], ["lab-vm1"]
+    assert state.owns_netns("labhv1") and state.owns_netns("lab-vm1")
+    assert state.owns_netns("labhv2-4a88e7fb-123e")  # a localport the hv2 agent made
+    assert not state.owns_netns("labghv1-4a88e7fb-123e") and not state.owns_netns("lab-vm2")
