@@ -10,6 +10,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
+from dataplane.agent_core import ANNOUNCE_AT
 from lab.mininet import probes
 from lab.mininet.guest import Capture, send_frames
 from protos.loom.v1 import network_pb2
@@ -62,6 +63,9 @@ def test_broadcast_reaches_only_its_networks_hosts(scenario: Scenario) -> None:
     b1, b3 = scenario.vm("hv1", blue), scenario.vm("hv3", blue)
     unknown = "10.0.0.77"  # nobody owns it: the request is flooded, not answered on the spot
     who_has = Ether(src=r1.mac, dst=BCAST) / ARP(op=1, hwsrc=r1.mac, psrc=r1.address, pdst=unknown)
+    # The agents announce each new VM's address (gratuitous ARPs, broadcast like ours): let them finish,
+    # or they would count below as traffic tunnelled to hv3.
+    time.sleep(ANNOUNCE_AT[-1] + 0.5)
     hv3_rx = _tunnel_rx(scenario, "hv3")
     blue_who_has = Ether(src=b1.mac, dst=BCAST) / ARP(op=1, hwsrc=b1.mac, psrc=b1.address, pdst=unknown)
     with (
