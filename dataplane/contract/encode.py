@@ -44,12 +44,15 @@ from dataplane.contract.fields import (
     ipv4_to_int,
 )
 from dataplane.contract.flow import (
+    BUNDLE_FIELDS,
     Action,
+    Bundle,
     Conjunction,
     Ct,
     CtClear,
     DecTtl,
     Flow,
+    Group,
     Match,
     Move,
     Nat,
@@ -71,6 +74,7 @@ BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
 
 # Nicira action subtypes (OVS include/openflow/nicira-ext.h, os-ken nicira_ext).
 _NXAST_REG_MOVE = 6
+_NXAST_BUNDLE = 12
 _NXAST_RESUBMIT_TABLE = 14
 _NXAST_CONJUNCTION = 34
 _NXAST_CT = 35
@@ -85,6 +89,10 @@ _NX_NAT_RANGE_IPV4_MAX = 2
 _NX_NAT_RANGE_PROTO_MIN = 16
 _NX_NAT_RANGE_PROTO_MAX = 32
 _RESUBMIT_IN_PORT = 0xFFF8  # OFPP_IN_PORT in 16 bits: keep the packet's in_port
+_NX_BD_ALG = {"active_backup": 0, "hrw": 1}
+# NX_HASH_FIELDS_*: the position in BUNDLE_FIELDS is the wire value (nicira-ext.h).
+_NX_HASH_FIELDS = {name: value for value, name in enumerate(BUNDLE_FIELDS)}
+_NXM_OF_IN_PORT = 0x00000002  # the bundle's member type: NXM_OF_IN_PORT, the only one OVS accepts
 
 WireKey = tuple[int, int, bytes]
 
@@ -147,6 +155,8 @@ _NX_CONJUNCTION = struct.Struct("!HHIHBBI")
 _NX_CT = struct.Struct("!HHIHHIHB3xH")
 _NX_NAT = struct.Struct("!HHIH2xHH")
 _NX_CT_CLEAR = struct.Struct("!HHIH6x")
+_NX_BUNDLE = struct.Struct("!HHIHHHHIHHI4x")
+_ACTION_GROUP = struct.Struct("!HHI")
 
 
 # ---------------------------------------------------------------- WireFlow
@@ -368,6 +378,30 @@ def _encode_dec_ttl(action: DecTtl) -> bytes:
     return _DEC_TTL
 
 
+def _encode_bundle(action: Bundle) -> bytes:
+    # nx_action_bundle (32 bytes), then the members as 16-bit ports padded to 8 bytes (OVS encode_BUNDLE).
+    members = b"".join(p.to_bytes(2, "big") for p in action.members)
+    members += _PADS[-len(members) % 8]
+    head = _NX_BUNDLE.pack(
+        ofp.OFPAT_EXPERIMENTER,
+        _NX_BUNDLE.size + len(members),
+        NX_EXPERIMENTER_ID,
+        _NXAST_BUNDLE,
+        _NX_BD_ALG[action.algorithm],
+        _NX_HASH_FIELDS[action.fields],
+        action.basis,
+        _NXM_OF_IN_PORT,
+        len(action.members),
+        0,  # ofs_nbits: only bundle_load writes a field
+        0,  # dst
+    )
+    return head + members
+
+
+def _encode_group(action: Group) -> bytes:
+    return _ACTION_GROUP.pack(ofp.OFPAT_GROUP, 8, action.group_id)
+
+
 _ACTION_ENCODERS: dict[type, Callable[[Any], bytes]] = {
     Output: _encode_output,
     SetField: _encode_set_field,
@@ -377,6 +411,8 @@ _ACTION_ENCODERS: dict[type, Callable[[Any], bytes]] = {
     CtClear: _encode_ct_clear,
     Conjunction: _encode_conjunction,
     DecTtl: _encode_dec_ttl,
+    Bundle: _encode_bundle,
+    Group: _encode_group,
 }
 
 

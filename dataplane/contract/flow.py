@@ -9,7 +9,7 @@ flows compare and hash equal whatever spelling built them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Literal, Union, get_args
 
 from dataplane.contract.fields import FIELDS, OFPP_IN_PORT, FieldSpec, format_value, to_int
 
@@ -103,7 +103,21 @@ class SetField:
         return cls(field, to_int(FIELDS[field], value))
 
     def text(self) -> str:
-        return f"set_field:{format_value(FIELDS[self.field], self.value)}->{FIELDS[self.field].ofctl_name}"
+        name = _SET_FIELD_NAMES.get(self.field, self.field)
+        return f"set_field:{format_value(FIELDS[self.field], self.value)}->{name}"
+
+
+# The names OVS prints in a set_field action (its meta-flow names), where they differ from Loom's.
+_SET_FIELD_NAMES = {
+    "ipv4_src": "ip_src",
+    "ipv4_dst": "ip_dst",
+    "ip_proto": "nw_proto",
+    "icmpv4_type": "icmp_type",
+    "icmpv4_code": "icmp_code",
+    "tunnel_id": "tun_id",
+    "tun_ipv4_src": "tun_src",
+    "tun_ipv4_dst": "tun_dst",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +223,115 @@ class DecTtl:
         return "dec_ttl"
 
 
-Action = Union[Output, SetField, Move, Resubmit, Ct, CtClear, Conjunction, DecTtl]
+# The hash inputs a bundle action can use (OVS lib/flow.c flow_hash_fields), in ovs-ofctl's spelling.
+BundleFields = Literal[
+    "eth_src", "symmetric_l4", "symmetric_l3l4", "symmetric_l3l4+udp", "nw_src", "nw_dst", "symmetric_l3"
+]
+BundleAlgorithm = Literal["active_backup", "hrw"]
+BUNDLE_FIELDS: tuple[BundleFields, ...] = get_args(BundleFields)
+BUNDLE_ALGORITHMS: tuple[BundleAlgorithm, ...] = get_args(BundleAlgorithm)
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """Output to one live member port (Nicira bundle action).
+
+    ``active_backup`` picks the first live member in list order; ``hrw``
+    (highest random weight) hashes ``fields`` with ``basis`` and picks among
+    the live members. Liveness is the port's (carrier and BFD), as OVS sees it.
+    """
+
+    members: tuple[int, ...]
+    algorithm: BundleAlgorithm = "active_backup"
+    fields: BundleFields = "eth_src"
+    basis: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("a bundle needs at least one member port")
+        if self.algorithm not in BUNDLE_ALGORITHMS:
+            raise ValueError(f"unknown bundle algorithm {self.algorithm!r}")
+        if self.fields not in BUNDLE_FIELDS:
+            raise ValueError(f"unknown bundle hash fields {self.fields!r}")
+        if not 0 <= self.basis <= 0xFFFF:
+            raise ValueError(f"bundle basis {self.basis} does not fit 16 bits")
+        if any(not 0 < p < 0xFF00 for p in self.members):  # physical ports: 16 bits on the wire
+            raise ValueError(f"bundle members must be physical OpenFlow ports: {self.members}")
+
+    def text(self) -> str:
+        members = ",".join(str(p) for p in self.members)
+        return f"bundle({self.fields},{self.basis},{self.algorithm},ofport,members:{members})"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Hand the packet to a group (OpenFlow group action); see :class:`GroupDef`."""
+
+    group_id: int
+
+    def text(self) -> str:
+        return f"group:{self.group_id}"
+
+
+Action = Union[Output, SetField, Move, Resubmit, Ct, CtClear, Conjunction, DecTtl, Bundle, Group]
+
+
+# ---------------------------------------------------------------- groups
+
+GroupType = Literal["all", "select", "indirect", "fast_failover"]
+GROUP_TYPES: tuple[GroupType, ...] = get_args(GroupType)
+_GROUP_TYPE_TEXT = {"all": "all", "select": "select", "indirect": "indirect", "fast_failover": "ff"}
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One bucket of a group. Its actions are an OpenFlow *action set*, not a list.
+
+    OVS executes a bucket's actions in action-set order: dec_ttl first,
+    set_field/move in the order given, then only the last of the "final"
+    actions (ct, ct_clear, resubmit, output, group: the later kind wins), and
+    nothing at all if there is no final action. ``weight`` matters only in
+    select groups (0 disables the bucket); ``watch_port``/``watch_group``
+    decide liveness in fast-failover groups.
+    """
+
+    actions: tuple[Action, ...]
+    watch_port: int | None = None
+    watch_group: int | None = None
+    weight: int = 1
+
+    def text(self, group_type: GroupType) -> str:
+        parts = []
+        if group_type == "select" and self.weight != 1:
+            parts.append(f"weight:{self.weight}")  # as ovs-ofctl prints it: the default weight 1 is implied
+        if self.watch_port is not None:
+            parts.append(f"watch_port:{self.watch_port}")
+        if self.watch_group is not None:
+            parts.append(f"watch_group:{self.watch_group}")
+        parts.append("actions=" + (",".join(a.text() for a in self.actions) if self.actions else "drop"))
+        return "bucket=" + ",".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDef:
+    """An OpenFlow group: id, type and buckets (what ``ovs-ofctl add-group`` takes)."""
+
+    group_id: int
+    type: GroupType
+    buckets: tuple[Bucket, ...]
+
+    def __post_init__(self) -> None:
+        if self.type not in GROUP_TYPES:
+            raise ValueError(f"unknown group type {self.type!r}")
+        if self.type == "indirect" and len(self.buckets) != 1:
+            raise ValueError("an indirect group has exactly one bucket")
+        if not 0 <= self.group_id <= 0xFFFFFF00:
+            raise ValueError(f"group id {self.group_id} is out of range")
+
+    def text(self) -> str:
+        """The group as ``ovs-ofctl add-group`` reads it (and ``dump-groups`` prints it)."""
+        head = f"group_id={self.group_id},type={_GROUP_TYPE_TEXT[self.type]}"
+        return ",".join([head, *(b.text(self.type) for b in self.buckets)])
 
 
 # ---------------------------------------------------------------- flows
