@@ -128,7 +128,7 @@ def main() -> int:
                 fixed_ips=(FixedIP("sub" + net_id[3:], f"10.0.200.{k + 3}"),),
                 device_owner="compute:nova",
                 binding_host_id=host,
-                binding_ofport=60000 + k,
+                binding_ofport=30000 + k,
             )
             for change in ("create", "update", "delete"):
                 if change == "create":
@@ -156,11 +156,11 @@ def main() -> int:
             fixed_ips=(FixedIP("sub" + net_id[3:], "10.0.202.3"),),
             device_owner="compute:nova",
             binding_host_id=host,
-            binding_ofport=64000,
+            binding_ofport=32000,
         )
         dist.wait_for(store.commit(puts=[extra]), timeout=30)
         after = len(compile_host(topo, host).flows())
-        binding_flows = 2  # classify + deliver, rendered by the agent (controller/compiler/physical.py)
+        binding_flows = 2  # classify + deliver, rendered by the agent (dataplane/contract/bindings.py)
         flows_per_port = after - before + binding_flows
 
         rss = rss_mb()

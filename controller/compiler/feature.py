@@ -71,10 +71,12 @@ class Feature(ABC):
     def affected(self, topo: Topology, old: Resource | None, new: Resource | None) -> HostGroups:
         """The groups, per host, whose flows may depend on ``old`` or ``new``.
 
-        Called twice per change: with the topology before the change is applied
-        and after it, so a feature only has to say, for the topology it is
-        given, which groups read the object; the union covers what disappears
-        and what appears. Return ``ALL_GROUPS`` for a host to recompile all of it.
+        The distributor asks twice per change: with the object before the change
+        (``old``, ``new`` None) on the topology before it is applied, and with the
+        object after it (``new``, ``old`` None) on the topology after. A feature
+        only has to say, for the topology and object it is given, which groups
+        read the object; the union covers what disappears and what appears.
+        Return ``ALL_GROUPS`` for a host to recompile all of it.
         """
 
     def membership(self, topo: Topology, host: str, network_id: str) -> set[GroupKey]:

@@ -13,15 +13,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from controller.compiler import l2
 from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, Feature, GroupKey, HostGroups
 from controller.compiler.topology import Topology
-from controller.model import Port, Resource
+from controller.model import Network, Port, Resource, Subnet
 from dataplane.common.constants import METADATA_IP
 from dataplane.contract.cookie import CookieKind, make_cookie
 from dataplane.contract.flow import Flow
 from dataplane.contract.pipeline import check_flow, miss_flows
+
+_CHECKED_MAX = 1 << 16
 
 
 class FeatureRegistry:
@@ -31,6 +34,7 @@ class FeatureRegistry:
         self.features = tuple(features)
         self._by_kind: dict[str, Feature] = {}
         self._by_name: dict[str, Feature] = {}
+        self._checked: dict[int, tuple[tuple[Flow, ...], str]] = {}
         numbers: set[int] = set()
         for f in self.features:
             if f.name in self._by_name or f.number in numbers or f.number <= 0:
@@ -62,8 +66,14 @@ class FeatureRegistry:
         if feature is None:
             return miss_flows(make_cookie(CookieKind.PIPELINE))
         flows = feature.compile(topo, key, host)
-        for f in flows:
-            check_flow(f, feature.name)
+        # Features hand out the same cached tuple for what is identical on many hosts: check it once.
+        seen = self._checked.get(id(flows))
+        if seen is None or seen[0] is not flows or seen[1] != feature.name:
+            for f in flows:
+                check_flow(f, feature.name)
+            if len(self._checked) >= _CHECKED_MAX:
+                self._checked.clear()
+            self._checked[id(flows)] = (flows, feature.name)  # holding the tuple keeps its id unique
         return flows
 
     def host_groups(self, topo: Topology, host: str) -> list[GroupKey]:
@@ -207,11 +217,18 @@ def local_network_spec(topo: Topology, network_id: str) -> LocalNetworkSpec | No
     if not l2.network_active(net) or dhcp is None:
         return None
     assert net is not None
-    subnets = topo.subnets_by_network.get(network_id, {})
+    subnets = tuple(sorted(topo.subnets_by_network.get(network_id, {}).values(), key=lambda s: s.cidr))
+    return _network_spec(net, dhcp, subnets, topo.dns_domain)
+
+
+# The same on every host of the network, and asked for on each of them at every change to the
+# network's ports: computed once per version of its inputs (all immutable).
+@lru_cache(maxsize=1 << 14)
+def _network_spec(net: Network, dhcp: Port, subnets: tuple[Subnet, ...], dns_domain: str) -> LocalNetworkSpec | None:
     lp_ip_by_subnet = {f.subnet_id: f.ip_address for f in dhcp.fixed_ips}
     lp_ips: list[str] = []
     specs: list[DhcpSubnetSpec] = []
-    for subnet in sorted(subnets.values(), key=lambda s: s.cidr):
+    for subnet in subnets:
         lp_ip = lp_ip_by_subnet.get(subnet.id)
         if lp_ip is None or not subnet.enable_dhcp:
             continue
@@ -241,5 +258,5 @@ def local_network_spec(topo: Topology, network_id: str) -> LocalNetworkSpec | No
         localport_mac=dhcp.mac_address,
         localport_ips=tuple(lp_ips),
         subnets=tuple(specs),
-        dns_domain=topo.dns_domain,
+        dns_domain=dns_domain,
     )

@@ -51,6 +51,9 @@ class Topology:
         # (host, network) pairs whose membership flipped (the host's first port on the network came,
         # or its last went) since the last ``take_membership_changes``: features react to them.
         self._membership_changes: list[tuple[str, str]] = []
+        # Tunnel peers change only when a host joins or leaves a network or an agent changes:
+        # cached per host, dropped whenever one of those happens (asked for at every recompile).
+        self._peers: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------ mutation
 
@@ -91,9 +94,11 @@ class Topology:
             self.instances.pop(obj_id, None)
         elif kind == "agent":
             self.agents.pop(obj_id, None)
+            self._peers.clear()
 
     def set_agent(self, agent: AgentInfo) -> None:
         self.agents[agent.host] = agent
+        self._peers.clear()
 
     def _add_port(self, port: Port) -> None:
         self.ports[port.id] = port
@@ -107,6 +112,7 @@ class Topology:
             self.vif_ports_by_host[host][port.id] = port
             if _count(self.network_hosts, port.network_id, host, +1) == 1:
                 self._membership_changes.append((host, port.network_id))
+                self._peers.clear()
             _count(self.host_networks, host, port.network_id, +1)
 
     def _remove_port(self, port_id: str) -> None:
@@ -134,6 +140,7 @@ class Topology:
                     del self.vif_ports_by_host[host]
             if _count(self.network_hosts, port.network_id, host, -1) == 0:
                 self._membership_changes.append((host, port.network_id))
+                self._peers.clear()
             _count(self.host_networks, host, port.network_id, -1)
 
     def take_membership_changes(self) -> list[tuple[str, str]]:
@@ -154,13 +161,16 @@ class Topology:
 
     def tunnel_peers(self, host: str) -> tuple[str, ...]:
         """Tunnel IPs of the other registered hosts that share a network with ``host``."""
-        peers = {
-            ip
-            for net_id in self.networks_of_host(host)
-            for other in self.network_hosts.get(net_id, ())
-            if other != host and (ip := self.tunnel_ip(other)) is not None
-        }
-        return tuple(sorted(peers))
+        cached = self._peers.get(host)
+        if cached is None:
+            peers = {
+                ip
+                for net_id in self.host_networks.get(host, ())
+                for other in self.network_hosts.get(net_id, ())
+                if other != host and (ip := self.tunnel_ip(other)) is not None
+            }
+            cached = self._peers[host] = tuple(sorted(peers))
+        return cached
 
     def tunnel_ip(self, host: str) -> str | None:
         agent = self.agents.get(host)

@@ -213,10 +213,13 @@ class Distributor:
                     continue
                 if isinstance(old, Port) and (new is None or old.binding_host_id != new.binding_host_id):
                     rebound.append(old.id)
-                # What reads the object before the change, and after it: the union is what to recompile.
-                _merge(dirty, FEATURES.affected(self.topo, old, new))
+                # What reads the object before the change, and what reads it after: the union is what
+                # to recompile.
+                if old is not None:
+                    _merge(dirty, FEATURES.affected(self.topo, old, None))
                 self.topo.apply(ev.kind, ev.id, new)
-                _merge(dirty, FEATURES.affected(self.topo, old, new))
+                if new is not None:
+                    _merge(dirty, FEATURES.affected(self.topo, None, new))
                 _merge(dirty, FEATURES.membership(self.topo, self.topo.take_membership_changes()))
             revision = events[-1].revision
             for host, d in dirty.items():
