@@ -31,6 +31,8 @@ import subprocess
 from collections import deque
 from dataclasses import asdict, dataclass
 
+import grpc
+
 from controller.cli.args import key_value
 from controller.cli.client import Cli, CliError
 from controller.cli.output import print_json
@@ -53,6 +55,16 @@ from dataplane.trace import (
 from protos.loom.v1 import network_pb2, resources_pb2
 
 PROTOCOLS = ["icmp", "tcp", "udp", "arp"]
+# TracePacketRequest fields (errors name them) -> the loomctl options that set them.
+_FLAGS = {
+    "from_port_id": "--from-port",
+    "to_port_id": "--to-port",
+    "dst_ip": "--to-ip",
+    "dst_mac": "--to-mac",
+    "protocol": "--proto",
+    "dst_port": "--dport",
+    "src_port": "--sport",
+}
 MAX_SWITCH_HOPS = 16
 
 
@@ -74,7 +86,13 @@ def controller_trace(args: argparse.Namespace, cli: Cli) -> int:
         dst_port=args.dport,
         src_port=args.sport,
     )
-    resp = cli.network.TracePacket(request, timeout=cli.timeout)
+    try:
+        resp = cli.network.TracePacket(request, timeout=cli.timeout)
+    except grpc.RpcError as exc:
+        field = (exc.details() or "").split(":", 1)[0]
+        if field not in _FLAGS:
+            raise
+        raise CliError(f"{exc.code().name}: {exc.details()} ({_FLAGS[field]} on the command line)") from exc
     if cli.json:
         print_json(resp)
         return 0
@@ -93,7 +111,7 @@ def controller_trace(args: argparse.Namespace, cli: Cli) -> int:
             print(f"  -> dropped in table {hop.drop_table} ({table_name(hop.drop_table)}): {hop.drop_reason}")
     print()
     deliveries = [
-        Delivery(o.host, o.ofport, o.port_id, o.port_name, back=o.ofport == h.in_port)
+        Delivery(o.host, o.ofport, o.port_id, o.port_name, back=o.ofport == h.in_port, unplugged=bool(o.warning))
         for h in resp.hops
         for o in h.outputs
         if o.kind == network_pb2.TraceOutput.DELIVERED
@@ -129,6 +147,7 @@ class Delivery:
     port_id: str
     port_name: str
     back: bool = False  # out the port it came in on: an answer (the ARP responder's)
+    unplugged: bool = False  # to a VIF its agent has not reported plugged
 
 
 def _summary(deliveries: list[Delivery], drops: list[str], stops: list[str], to_ref: str, to_id: str) -> str:
@@ -142,7 +161,9 @@ def _summary(deliveries: list[Delivery], drops: list[str], stops: list[str], to_
         )
     others = [d for d in deliveries if not d.back]
     if others:
-        where = ", ".join(f"{d.port_name} on {d.host}" for d in others)
+        where = ", ".join(
+            f"{d.port_name} on {d.host}" + (" (its VIF is not plugged: lost)" if d.unplugged else "") for d in others
+        )
         lines.append(f"{'result: ' if not lines else '        '}delivered to {where}")
     for stop in stops:
         lines.append(f"{'result: ' if not lines else '        '}{stop}")

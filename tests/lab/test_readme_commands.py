@@ -54,9 +54,9 @@ class Expect:
 
 EXPECT = [
     Expect("loomctl agent list", ("hv1", "hv2", "hv3", "yes")),
-    Expect("loomctl port create --network blue --host hv1 --name vm1", ("binding_vif_type", "ovs", "ofport=100")),
+    Expect("loomctl port create --network blue --host hv1 --name vm1", ("binding_vif_type", "ovs", "ofport=")),
     Expect("loomctl vif plug --port-id vm1", ("plugged port",)),
-    Expect("loomctl vif plug --port-id vm3 --kind tap", ("plugged port", "(tap) on br-int")),
+    Expect("loomctl vif plug --port-id vm3 --kind tap", ("plugged port", "(tap")),
     Expect(
         "loomctl watch --kind port --since 0", ("CREATED", "UPDATED", "name=vm1", "status=ACTIVE"), retry=20, follow=3.0
     ),
