@@ -8,6 +8,12 @@ delivery (or the drop, and why) is recorded, host after host.
 
 Pure, like the rest of the compiler: it reads a :class:`Topology` and
 returns dataclasses; the caller holds whatever lock keeps the topology still.
+It walks host by host with the simulator's ``FlowTable`` (a tunnel crossing
+is what ``Fabric.trace`` does: the packet as on the wire, with the VNI and
+both tunnel endpoints) rather than through a ``Fabric``, because a Fabric
+wants every host's tables up front, and this compiles only the hosts the
+packet reaches; ``tests/unit/test_trace.py`` holds the two to the same
+deliveries.
 
 Two things the controller cannot know exactly, and how they are filled in:
 
@@ -65,9 +71,6 @@ _DEFAULT_DROP = {
     "(not bound to this host, administratively down, or its network is not active)",
     p.PORT_SECURITY: "port security: it is not from the port's MAC and fixed IPs (nor a DHCP request)",
 }
-
-# Dropped from a packet before it enters another host: what the pipeline and the tunnel metadata held.
-_NOT_ON_THE_WIRE = ("metadata", "in_port", "tunnel_id", "tun_ipv4_dst", "tun_ipv4_src", *(f"reg{i}" for i in range(16)))
 
 
 class TraceError(ValueError):
@@ -291,11 +294,6 @@ def describe_packet(pkt: sim.Packet) -> str:
     return ",".join(parts)
 
 
-def _on_the_wire(pkt: sim.Packet) -> sim.Packet:
-    """The packet as another host receives it: no registers, no tunnel or conntrack metadata."""
-    return {k: v for k, v in pkt.items() if k not in _NOT_ON_THE_WIRE and not k.startswith("ct_")}
-
-
 # ---------------------------------------------------------------- the trace
 
 
@@ -329,14 +327,12 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
             if emit.port != TUNNEL_OFPORT:
                 where = view.ports.get(emit.port, LocalPortName("", f"OpenFlow port {emit.port}"))
                 hop.outputs.append(
-                    TraceOutput(
-                        "delivered", h, emit.port, describe_packet(_on_the_wire(out)), where.port_id, where.name
-                    )
+                    TraceOutput("delivered", h, emit.port, describe_packet(sim.wire(out)), where.port_id, where.name)
                 )
                 continue
             vni = out.get("tunnel_id", 0)
             remote_ip = int_to_ipv4(out.get("tun_ipv4_dst", 0))
-            inner = _on_the_wire(out)
+            inner = sim.wire(out)
             remote = by_tunnel_ip.get(remote_ip)
             kind = "tunnel" if remote is not None else "lost"
             hop.outputs.append(
@@ -345,9 +341,13 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
                 )
             )
             if remote is not None:
-                pending.append((remote, TUNNEL_OFPORT, {**inner, "tunnel_id": vni}, f"tunnel from {h}, VNI {vni}"))
+                # As the receiving switch sees it (and as Fabric.trace passes it): the VNI and both endpoints.
+                local_ip = topo.tunnel_ip(h)  # None: the sender's host has no agent (its ports' binding failed)
+                arriving = {**inner, "tunnel_id": vni, "tun_ipv4_src": ipv4_to_int(local_ip) if local_ip else 0}
+                arriving["tun_ipv4_dst"] = ipv4_to_int(remote_ip)
+                pending.append((remote, TUNNEL_OFPORT, arriving, f"tunnel from {h}, VNI {vni}"))
         if not hop.outputs:
-            hop.drop_table, hop.drop_reason = _why_dropped(ran.hits, port, names)
+            hop.drop_table, hop.drop_reason = _why_dropped(ran, port, names)
         result.hops.append(hop)
     return result
 
@@ -358,8 +358,13 @@ def _step(flow: Flow, names: dict[int, str]) -> Step:
     return Step(flow.table, p.table_name(flow.table), without_cookie, flow.cookie, _owner(names, flow.cookie))
 
 
-def _why_dropped(hits: list[Flow], in_port: int, names: dict[int, str]) -> tuple[int, str]:
-    """The table a packet died in, and why: a drop flow, a table's default, or no way out but the in_port."""
+def _why_dropped(ran: sim.Trace, in_port: int, names: dict[int, str]) -> tuple[int, str]:
+    """The table a packet died in, and why: a drop flow, a table's default, no way out but the in_port,
+    or what the simulator says ended it (e.g. dec_ttl on a TTL of 1)."""
+    hits = ran.hits
+    stopped = [e.reason for e in ran.events if isinstance(e, sim.DropEvent)]
+    if stopped and hits:
+        return hits[-1].table, stopped[-1]
     if not hits:
         return p.CLASSIFY, "no flow in classify matched it (the table is empty)"
     last = hits[-1]

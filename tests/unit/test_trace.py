@@ -183,3 +183,12 @@ def test_requests_that_cannot_be_traced_name_the_field(world: World) -> None:
     # An address known on the network: its MAC is looked up.
     packet = build_packet(world.topo, r1, "icmp", dst_ip="10.0.0.12")
     assert trace_from_port(world.topo, r1, packet).deliveries[0].port_name == "r2"
+
+
+def test_a_sender_on_a_host_without_an_agent_is_traced_all_the_same(world: World) -> None:
+    """binding_failed: the controller compiles its host anyway; the trace shows what that host would do."""
+    lone = world.port("x9", world.topo.networks["net-red"], "h9", "fa:16:3e:00:00:99", "10.0.0.99")
+    r1 = P(world, "r1")
+    t = trace_from_port(world.topo, lone, build_packet(world.topo, lone, "icmp", dst=r1))
+    assert [h.host for h in t.hops] == ["h9", "h1"]
+    assert [(o.host, o.port_name) for o in t.deliveries] == [("h1", "r1")]
