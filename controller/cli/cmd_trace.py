@@ -121,7 +121,8 @@ def controller_trace(args: argparse.Namespace, cli: Cli) -> int:
         for h in resp.hops
         if h.dropped
     ]
-    print(_summary(deliveries, drops, [], args.to_port if args.to_port else "", request.to_port_id))
+    lost = [f"lost: {_output_text(o)}" for h in resp.hops for o in h.outputs if o.kind == network_pb2.TraceOutput.LOST]
+    print(_summary(deliveries, drops, lost, args.to_port if args.to_port else "", request.to_port_id))
     return 0
 
 
@@ -134,7 +135,7 @@ def _output_text(o: network_pb2.TraceOutput) -> str:
     if o.kind == network_pb2.TraceOutput.TUNNEL:
         return f"tunnel to {o.remote_host} ({o.remote_ip}), VNI {o.vni}"
     if o.kind == network_pb2.TraceOutput.LOST:
-        return f"tunnel to {o.remote_ip}, VNI {o.vni}: no registered hypervisor has that tunnel IP, lost"
+        return f"tunnel to {o.remote_ip}, VNI {o.vni}: no registered hypervisor has that tunnel IP"
     return f"delivered to {o.port_name} (ofport {o.ofport})"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli.cmd_trace import _final_packet
+from controller.cli.cmd_trace import Delivery, _final_packet, _summary
 from dataplane.contract.cookie import CookieKind, make_cookie
 from dataplane.trace import (
     Endpoint,
@@ -115,3 +115,19 @@ def test_output_to_a_port_the_switch_does_not_have_is_no_delivery() -> None:
     """The compiled flows deliver to the OpenFlow port a VIF will request; before it is plugged, there is none."""
     t = parse_trace(recorded("trace_unplugged.txt"), in_port=65200)
     assert t.dropped and t.missing_ports == [100] and t.last_table == 70
+
+
+def test_both_traces_end_with_one_result_in_the_same_words() -> None:
+    vm2 = Delivery("hv2", 100, "p2", "vm2")
+    assert _summary([vm2], [], [], "vm2", "p2") == "result: delivered to vm2 on hv2"
+    back = Delivery("hv1", 100, "p1", "vm1", back=True)
+    assert _summary([back], [], [], "vm2", "p2") == "result: answered on hv1: the reply goes back to vm1"
+    lp = Delivery("hv1", 65001, "d1", "localport of network blue")
+    assert _summary([lp], [], [], "red1", "r1").splitlines() == [
+        "result: red1 is NOT reached",
+        "        delivered to localport of network blue on hv1",
+    ]
+    dropped = _summary([], ["on hv1 in table 0 (classify): no binding"], [], "vm2", "p2")
+    assert dropped.splitlines()[1] == "        dropped on hv1 in table 0 (classify): no binding"
+    stopped = _summary([], [], ["stopped at the tunnel to hv2"], "vm2", "p2")
+    assert stopped.splitlines()[1] == "        stopped at the tunnel to hv2"
