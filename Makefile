@@ -1,10 +1,10 @@
-# Loom: `make demo` runs the lab demo, `make test` runs the whole test suite.
+# Loom: `make demo` runs the lab demo, `make lab` keeps a lab running, `make test` runs the whole test suite.
 # Both install what they need first (Debian packages, venv, protos) and start
 # Open vSwitch in userspace mode.
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all bootstrap ovs protos protos-check lint test test-unit fuzz demo bench clean
+.PHONY: all bootstrap ovs protos protos-check lint test test-unit fuzz demo lab bench clean
 
 all: test
 
@@ -41,6 +41,12 @@ fuzz: bootstrap
 
 demo: bootstrap ovs
 	$(PY) -m lab.mininet demo
+
+# Loom on the lab until Ctrl-C: a controller, three hypervisors with agents, and how to use them
+# (docs/lab.md). Another lab beside it: make lab LAB_ARGS="--prefix lab2 --mgmt-cidr 198.18.2.0/24".
+LAB_ARGS ?=
+lab: bootstrap
+	$(PY) -m lab.mininet up $(LAB_ARGS)
 
 BENCHMARKS := api compile flow_install time_to_ping dhcp_metadata lab_start ovsdb_monitor guest_tcp
 

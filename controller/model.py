@@ -26,6 +26,27 @@ PORT_STATUSES = (PORT_DOWN, PORT_BUILD, PORT_ACTIVE, PORT_ERROR)
 
 NETWORK_TYPES = ("vxlan", "flat", "vlan")
 
+# Neutron's binding:vif_type values, as a port shows them.
+VIF_TYPE_OVS = "ovs"  # bound to a host whose agent has registered
+VIF_TYPE_BINDING_FAILED = "binding_failed"  # bound to a host no agent has registered for
+VIF_TYPE_UNBOUND = "unbound"  # no host
+
+
+def binding_vif_type(host: str, agent_registered: bool) -> tuple[str, str]:
+    """A port's (binding_vif_type, binding_failure_reason), given its host and whether that host has an agent.
+
+    Neutron binds a port only to a host one of its agents serves and shows
+    ``binding_failed`` otherwise; Loom accepts the port all the same (its
+    agent may register later, and the port binds then), but says why it
+    cannot become ACTIVE meanwhile.
+    """
+    if not host:
+        return VIF_TYPE_UNBOUND, ""
+    if not agent_registered:
+        return VIF_TYPE_BINDING_FAILED, f"host {host} has no registered agent"
+    return VIF_TYPE_OVS, ""
+
+
 # The stages a port goes through on its host, in order. A port is ACTIVE when
 # every stage its host must reach is done.
 STAGE_ACCEPTED = "accepted"

@@ -75,6 +75,8 @@ class Lookups(Protocol):
 
     def vif_details(self, port: Port) -> dict[str, str]: ...
 
+    def binding(self, port: Port) -> tuple[str, str]: ...
+
 
 class Presenter:
     """Model objects as API messages."""
@@ -122,6 +124,7 @@ class Presenter:
         return msg
 
     def port(self, p: Port) -> resources_pb2.Port:
+        vif_type, failure = self.lookups.binding(p)
         return resources_pb2.Port(
             id=p.id,
             name=p.name,
@@ -141,6 +144,8 @@ class Presenter:
             revision_number=p.revision_number,
             created_at=p.created_at,
             updated_at=p.updated_at,
+            binding_vif_type=vif_type,
+            binding_failure_reason=failure,
         )
 
     def instance(self, i: Instance) -> resources_pb2.Instance:

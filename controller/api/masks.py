@@ -62,7 +62,7 @@ PORT_RULES = UpdateRules(
         }
     ),
     immutable=frozenset({"network_id", "project_id"}),
-    output_only=frozenset({"status", "stages", "binding_vif_details"}),
+    output_only=frozenset({"status", "stages", "binding_vif_details", "binding_vif_type", "binding_failure_reason"}),
 )
 INSTANCE_RULES = UpdateRules(
     "instance",

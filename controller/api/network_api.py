@@ -41,5 +41,8 @@ class NetworkApi:
     def vif_details(self, port: Port) -> dict[str, str]:
         return self.ports.vif_details(port)
 
+    def binding(self, port: Port) -> tuple[str, str]:
+        return self.ports.binding(port)
+
 
 __all__ = ["ApiError", "NetworkApi", "NetworkSettings", "Page"]

@@ -1,6 +1,6 @@
 """The NetworkService over gRPC: a thin layer from messages to ``NetworkApi`` and back.
 
-``ListAgents`` and ``GetHostFlows`` belong to the distributor: they are served
+``ListAgents``, ``GetHostFlows`` and ``TracePacket`` belong to the distributor: they are served
 by the ``extras`` object given at construction, or answer UNIMPLEMENTED.
 """
 
@@ -28,6 +28,10 @@ class NetworkExtras(Protocol):
     def GetHostFlows(
         self, request: network_pb2.GetHostFlowsRequest, context: grpc.ServicerContext
     ) -> network_pb2.GetHostFlowsResponse: ...
+
+    def TracePacket(
+        self, request: network_pb2.TracePacketRequest, context: grpc.ServicerContext
+    ) -> network_pb2.TracePacketResponse: ...
 
 
 class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
@@ -175,3 +179,10 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
         if self.extras is None:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetHostFlows: no distributor in this controller")
         return self.extras.GetHostFlows(request, context)
+
+    def TracePacket(
+        self, request: network_pb2.TracePacketRequest, context: grpc.ServicerContext
+    ) -> network_pb2.TracePacketResponse:
+        if self.extras is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "TracePacket: no distributor in this controller")
+        return self.extras.TracePacket(request, context)

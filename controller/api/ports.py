@@ -14,7 +14,17 @@ from controller.api.errors import already_exists, failed_precondition, invalid, 
 from controller.api.masks import PORT_RULES
 from controller.api.paging import Page, paginate
 from controller.ipam import generate_mac, int_to_ip, ip_to_int
-from controller.model import OWNER_ROUTER_INTERFACE, PORT_DOWN, FixedIP, Network, Port, PortStage, Subnet
+from controller.model import (
+    OWNER_ROUTER_INTERFACE,
+    PORT_DOWN,
+    Agent,
+    FixedIP,
+    Network,
+    Port,
+    PortStage,
+    Subnet,
+    binding_vif_type,
+)
 from dataplane.common.constants import BR_INT
 from dataplane.common.logs import get_logger
 
@@ -31,6 +41,11 @@ class PortResource(ResourceApi):
         net = self.store.get("network", port.network_id)
         mtu = net.mtu if isinstance(net, Network) else 0
         return {"bridge": BR_INT, "ofport": str(port.binding_ofport), "mtu": str(mtu)}
+
+    def binding(self, port: Port) -> tuple[str, str]:
+        """Neutron's binding:vif_type and, when it is binding_failed, why (no agent registered for the host)."""
+        host = port.binding_host_id
+        return binding_vif_type(host, bool(host) and isinstance(self.store.get("agent", host), Agent))
 
     def get(self, port_id: str) -> Port:
         return self._get("port", port_id)

@@ -21,7 +21,7 @@ COLUMNS = [
     ("OWNER", lambda p: p.device_owner),
     ("HOST", lambda p: p.binding_host_id),
     ("OFPORT", lambda p: p.binding_vif_details.get("ofport", "")),
-    ("STATUS", lambda p: p.status),
+    ("STATUS", lambda p: f"{p.status} (binding_failed)" if p.binding_vif_type == "binding_failed" else p.status),
     ("TAG", lambda p: p.tag),
 ]
 
@@ -44,6 +44,8 @@ def show(cli: Cli, p: resources_pb2.Port) -> None:
             ("device_id", p.device_id),
             ("device_owner", p.device_owner),
             ("binding_host_id", p.binding_host_id),
+            ("binding_vif_type", p.binding_vif_type),
+            *([("binding_failure_reason", p.binding_failure_reason)] if p.binding_failure_reason else []),
             ("binding_vif_details", ",".join(f"{k}={v}" for k, v in sorted(p.binding_vif_details.items()))),
             ("admin_state_up", p.admin_state_up),
             ("port_security_enabled", p.port_security_enabled),

@@ -21,6 +21,8 @@ def _summary(ev: network_pb2.WatchEvent) -> str:
         extra.append(f"name={obj.name}")
     if ev.kind == "port":
         extra.append(f"status={obj.status}")
+        if obj.binding_failure_reason:
+            extra.append(f"binding_failed={obj.binding_failure_reason!r}")
         done = [s.name for s in obj.stages if s.done]
         if done:
             extra.append(f"stages={','.join(done)}")

@@ -21,7 +21,7 @@ from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, Gro
 from controller.compiler.host import FEATURES, local_network_spec, local_port_spec
 from controller.compiler.topology import Topology, is_vif_port
 from controller.distributor.hoststate import DeltaBuilder, HostRecord, merge_deltas, snapshot_to_proto
-from controller.model import Port, Resource
+from controller.model import Agent, Port, Resource
 from controller.store.base import Event, EventType, Store
 from dataplane.common.logs import get_logger
 from protos.loom.v1 import agent_pb2
@@ -52,6 +52,8 @@ class PortListener(Protocol):
     def ports_compiled(self, port_ids: list[str], revision: int) -> None: ...
 
     def rebind(self, port_id: str) -> None: ...
+
+    def agent_registered(self, host: str, port_ids: list[str]) -> None: ...
 
 
 class Distributor:
@@ -197,6 +199,7 @@ class Distributor:
         started, started_cpu = time.perf_counter(), time.thread_time()
         compiled_ports: list[str] = []
         rebound: list[str] = []
+        registered: dict[str, list[str]] = {}  # hosts whose agent just registered -> their ports
         with self.lock:
             dirty: HostGroups = {}
             for ev in events:
@@ -213,6 +216,8 @@ class Distributor:
                     continue
                 if isinstance(old, Port) and (new is None or old.binding_host_id != new.binding_host_id):
                     rebound.append(old.id)
+                if isinstance(new, Agent) and old is None:
+                    registered[new.id] = list(self.topo.vif_ports_by_host.get(new.id, {}))
                 # What reads the object before the change, and what reads it after: the union is what
                 # to recompile.
                 if old is not None:
@@ -235,6 +240,9 @@ class Distributor:
         if self.listener is not None:
             for pid in rebound:
                 self.listener.rebind(pid)
+            for host, port_ids in registered.items():
+                if port_ids:
+                    self.listener.agent_registered(host, port_ids)
             if compiled_ports:
                 self.listener.ports_compiled(compiled_ports, revision)
 

@@ -3,7 +3,9 @@
 A port's stages are: accepted (stored), compiled (in its host's desired
 state), flows_installed, dhcp_ready, metadata_ready (reported by its host's
 agent), and up (all of those, with the VIF present). Status is ACTIVE when up,
-BUILD while a bound port is on its way, DOWN when unbound or disabled.
+BUILD while a bound port is on its way, DOWN when unbound, disabled, or bound
+to a host no agent has registered for (Neutron's ``binding_failed``: the port
+binds, and goes on to ACTIVE, when that host's agent registers).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from controller.model import (
     STAGE_FLOWS_INSTALLED,
     STAGE_METADATA_READY,
     STAGE_UP,
+    Agent,
     Port,
     PortStage,
 )
@@ -48,9 +51,9 @@ class HostFacts:
 
 
 def compute_stages(
-    port: Port, compiled_at: float | None, facts: HostFacts | None, now: float
+    port: Port, compiled_at: float | None, facts: HostFacts | None, now: float, agent_registered: bool = True
 ) -> tuple[str, tuple[PortStage, ...]]:
-    """The status and stages ``port`` should show.
+    """The status and stages ``port`` should show (``agent_registered``: its host has an agent).
 
     ``None`` means "not known yet" (e.g. right after a controller restart,
     before the agent reports again): the stored stage stands. Stages that stay
@@ -90,7 +93,7 @@ def compute_stages(
         detail = "waiting for the VIF" if known and not vif else ""
     up = stage(STAGE_UP, all_done, detail)
     stages = (accepted, compiled, flows, dhcp, meta, up)
-    if not bound or not port.admin_state_up:
+    if not bound or not port.admin_state_up or not agent_registered:
         status = PORT_DOWN
     elif all_done:
         status = PORT_ACTIVE
@@ -154,6 +157,10 @@ class PortStatusTracker:
         self.forget(port_id)
         self._mark([port_id])
 
+    def agent_registered(self, host: str, port_ids: list[str]) -> None:
+        """``host``'s agent registered for the first time: its ports' binding no longer fails."""
+        self._mark(port_ids)
+
     def _mark(self, port_ids: list[str]) -> None:
         with self.lock:
             self._pending.update(port_ids)
@@ -186,7 +193,9 @@ class PortStatusTracker:
         with self.lock:
             compiled_at = self.compiled.get(port_id)
             facts = self.facts.get(port_id)
-        status, stages = compute_stages(port, compiled_at, facts, time.time())
+        host = port.binding_host_id
+        registered = not host or isinstance(self.store.get("agent", host), Agent)
+        status, stages = compute_stages(port, compiled_at, facts, time.time(), registered)
         if status == port.status and _same(stages, port.stages):
             return
         try:
@@ -195,7 +204,10 @@ class PortStatusTracker:
             log.info("port status not written", port_id=port_id, status=status, error=str(exc))
             return
         if status != port.status:
-            log.info("port status", port_id=port_id, status=status, host=port.binding_host_id)
+            if registered:
+                log.info("port status", port_id=port_id, status=status, host=host)
+            else:
+                log.warning("port binding failed", port_id=port_id, status=status, host=host, reason="no agent")
 
 
 def _same(a: tuple[PortStage, ...], b: tuple[PortStage, ...]) -> bool:

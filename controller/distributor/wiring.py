@@ -3,7 +3,7 @@
 ``DataplaneWiring`` builds, once per controller, the topology, the
 distributor, the port status tracker and the AgentService, and hands the
 server both the AgentService registrar and the object that answers the
-NetworkService's ListAgents / GetHostFlows.
+NetworkService's ListAgents / GetHostFlows / TracePacket.
 """
 
 from __future__ import annotations
@@ -12,14 +12,22 @@ from collections.abc import Iterable
 
 import grpc
 
+from controller.compiler.simulator import SimulationError
 from controller.compiler.topology import Topology
+from controller.compiler.trace import TraceError
 from controller.distributor.distributor import Distributor
 from controller.distributor.service import AgentServicer
 from controller.distributor.status import PortStatusTracker
+from controller.distributor.tracing import trace_packet
 from controller.main import ControllerContext
 from protos.loom.v1 import agent_pb2, agent_pb2_grpc, network_pb2
 
 AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+_TRACE_ERROR_CODES = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "precondition": grpc.StatusCode.FAILED_PRECONDITION,
+}
 
 
 class Dataplane:
@@ -31,6 +39,7 @@ class Dataplane:
         self.tracker = PortStatusTracker(ctx.store, ctx.network.ports.update_status)
         self.distributor = Distributor(ctx.store, self.topology, self.tracker)
         self.agents = AgentServicer(ctx.store, self.distributor, self.tracker, underlay_mtu=cfg.underlay_mtu)
+        self.store = ctx.store
 
     def start(self) -> None:
         self.distributor.start()
@@ -52,6 +61,21 @@ class Dataplane:
         if resp is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"host: {request.host!r} has no compiled state")
         return resp
+
+    def _vif_present(self, port_id: str, host: str) -> bool | None:
+        with self.tracker.lock:
+            facts = self.tracker.facts.get(port_id)
+        return None if facts is None or facts.host != host else facts.vif_present
+
+    def TracePacket(
+        self, request: network_pb2.TracePacketRequest, context: grpc.ServicerContext
+    ) -> network_pb2.TracePacketResponse:
+        try:
+            return trace_packet(self.store, self.distributor, request, self._vif_present)
+        except TraceError as exc:
+            context.abort(_TRACE_ERROR_CODES[exc.kind], str(exc))
+        except SimulationError as exc:  # the compiled tables are inconsistent: a compiler bug, said as such
+            context.abort(grpc.StatusCode.INTERNAL, f"the compiled flows cannot be simulated: {exc}")
 
 
 class DataplaneWiring:

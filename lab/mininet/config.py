@@ -25,6 +25,9 @@ MGMT_NIC = "mgmt0"
 UNDERLAY_NIC = "phy0"
 EXTERNAL_NIC = "ext0"
 
+DEFAULT_MGMT_CIDR = "198.18.0.0/24"
+API_PORT = 9696  # the controller's gRPC port, on config.controller_ip
+
 _PREFIX = re.compile(r"^lab[a-z0-9]{0,2}$")
 
 
@@ -36,7 +39,7 @@ class LabConfig:
     prefix: str = "lab"
     # Root namespace: .254 (the controller listens there). Not 192.0.2.0/24: on these machines
     # the uplink itself is 192.0.2.2/24, and the lab must never share a route with the uplink.
-    mgmt_cidr: str = "198.18.0.0/24"
+    mgmt_cidr: str = DEFAULT_MGMT_CIDR
     underlay_cidr: str = "198.51.100.0/24"  # tunnel endpoints, on each hypervisor's br-phy
     external_cidr: str = "203.0.113.0/24"  # reserved for floating IPs; no address is assigned yet
     underlay_mtu: int = 1500

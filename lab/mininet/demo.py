@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.mininet import guest, probes
-from lab.mininet.config import LabConfig
+from lab.mininet.config import DEFAULT_MGMT_CIDR, LabConfig
 from lab.mininet.lab import Vm
 from lab.mininet.loom import LabNetwork, LoomLab
 from protos.loom.v1 import resources_pb2
@@ -70,10 +70,10 @@ def boot(loom: LoomLab, name: str, host: str, net: LabNetwork, workdir: Path, **
     return DemoVm(vm, net, instance, lease["ip"])
 
 
-def run_demo(hypervisors: int = 3, prefix: str = "lab") -> int:
+def run_demo(hypervisors: int = 3, prefix: str = "lab", mgmt_cidr: str = DEFAULT_MGMT_CIDR) -> int:
     t0 = time.monotonic()
     with (
-        LoomLab(config=LabConfig(hypervisors=hypervisors, prefix=prefix)) as loom,
+        LoomLab(config=LabConfig(hypervisors=hypervisors, prefix=prefix, mgmt_cidr=mgmt_cidr)) as loom,
         tempfile.TemporaryDirectory(prefix="loom-demo-") as tmp,
     ):
         workdir = Path(tmp)

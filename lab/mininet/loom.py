@@ -28,13 +28,12 @@ import grpc
 from controller.cli.client import ApiClient
 from controller.ready_file import ControllerNotReady, clear_ready_file, wait_ready_file
 from dataplane.common.logs import get_logger
-from lab.mininet.config import LabConfig
+from lab.mininet.config import API_PORT, LabConfig
 from lab.mininet.lab import Hypervisor, Lab, LabError, Vm
 from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, resources_pb2
 
 log = get_logger(__name__)
 
-API_PORT = 9696
 METADATA_PORT = 8775
 
 

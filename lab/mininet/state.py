@@ -70,9 +70,14 @@ class LabState:
         return [*self.hypervisor_netns, *self.vm_netns]
 
     def owns_netns(self, name: str) -> bool:
-        """True for the lab's hypervisor and VM namespaces, and the ones its agents made
-        (localports: ``<hypervisor netns>-<network>``), which no state file lists."""
-        return name in self.netns or any(name.startswith(hv + "-") for hv in self.hypervisor_netns)
+        """True for the lab's hypervisor and VM namespaces, the ones its agents made
+        (localports: ``<hypervisor netns>-<network>``), and VMs a user plugged by hand
+        in a lab started with ``up`` (``<prefix>-<vm>``, docs/lab.md): no state file lists those."""
+        return (
+            name in self.netns
+            or name.startswith(self.prefix + "-")
+            or any(name.startswith(hv + "-") for hv in self.hypervisor_netns)
+        )
 
     def owns_link(self, name: str) -> bool:
         """True for the lab's Linux bridges and the veths Mininet attached to them (BRIDGE-ethN)."""

@@ -84,19 +84,20 @@ def live_controller(workdir: str, **config: Any) -> Iterator[LiveController]:
 
 @dataclass
 class ControllerProcess:
-    """``python -m controller.main`` in a subprocess, on a given database file."""
+    """``python -m controller.main`` (or ``module``, e.g. the shipped ``controller.app``) in a subprocess."""
 
     workdir: str
     db_path: str
     args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
+    module: str = "controller.main"
 
     def start(self, timeout: float = 30.0) -> None:
         ready = os.path.join(self.workdir, "ready")
         clear_ready_file(ready)
         log = open(os.path.join(self.workdir, "controller.log"), "ab")  # noqa: SIM115 - the child keeps it
-        cmd = [sys.executable, "-m", "controller.main", "--listen", "127.0.0.1:0", "--db", self.db_path]
+        cmd = [sys.executable, "-m", self.module, "--listen", "127.0.0.1:0", "--db", self.db_path]
         cmd += ["--ready-file", ready, "--log-level", "WARNING", *self.args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=log, stdout=log)
         log.close()

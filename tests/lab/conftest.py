@@ -25,15 +25,18 @@ from tests.lab.scenario import Scenario
 
 
 def slot_config(role: str, hypervisors: int) -> LabConfig:
-    """The lab a test session starts for ``role`` ("s" plain, "l" Loom, "z" clean test), in its LOOM_TEST_SLOT.
+    """The lab a test session starts for ``role`` in its LOOM_TEST_SLOT.
 
-    Slot 0 (the default) keeps the historical names: lab/198.18.0, labl/198.18.1, labz/198.18.7.
-    Slot k uses lab<k><role> and 198.18.(20 + 3k + i).0/24.
+    Roles: "s" plain, "l" Loom, "z" clean test, "u" the lab `make lab` starts (tests/lab/test_readme_commands.py).
+    Slot 0 (the default) keeps the historical names: lab/198.18.0, labl/198.18.1, labz/198.18.7, and labu/198.18.8.
+    Slot k uses lab<k><role> and 198.18.(20 + 3k + i).0/24 for the first three roles, 198.18.(100 + k).0/24 for "u".
     """
     slot = int(os.environ.get("LOOM_TEST_SLOT", "0") or 0)
     roles = "slz"
     if slot == 0:
-        prefix, third = {"s": ("lab", 0), "l": ("labl", 1), "z": ("labz", 7)}[role]
+        prefix, third = {"s": ("lab", 0), "l": ("labl", 1), "z": ("labz", 7), "u": ("labu", 8)}[role]
+    elif role == "u":
+        prefix, third = f"lab{slot}u", 100 + slot
     else:
         prefix, third = f"lab{slot}{role}", 20 + 3 * slot + roles.index(role)
     return LabConfig(hypervisors=hypervisors, prefix=prefix, mgmt_cidr=f"198.18.{third}.0/24")

@@ -49,4 +49,5 @@ def test_state_owns_its_agents_namespaces_but_not_another_labs() -> None:
     state.hypervisor_netns, state.vm_netns = ["labhv1", "labhv2"], ["lab-vm1"]
     assert state.owns_netns("labhv1") and state.owns_netns("lab-vm1")
     assert state.owns_netns("labhv2-4a88e7fb-123e")  # a localport the hv2 agent made
-    assert not state.owns_netns("labghv1-4a88e7fb-123e") and not state.owns_netns("lab-vm2")
+    assert state.owns_netns("lab-vm2"), "a VM plugged by hand (docs/lab.md): <prefix>-* is the lab's"
+    assert not state.owns_netns("labghv1-4a88e7fb-123e") and not state.owns_netns("labg-vm2")

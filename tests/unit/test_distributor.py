@@ -26,12 +26,16 @@ class Compiled:
     def __init__(self) -> None:
         self.ports: list[str] = []
         self.rebound: list[str] = []
+        self.registered: list[tuple[str, list[str]]] = []
 
     def ports_compiled(self, port_ids: list[str], revision: int) -> None:
         self.ports.extend(port_ids)
 
     def rebind(self, port_id: str) -> None:
         self.rebound.append(port_id)
+
+    def agent_registered(self, host: str, port_ids: list[str]) -> None:
+        self.registered.append((host, sorted(port_ids)))
 
 
 @pytest.fixture
@@ -232,6 +236,18 @@ def test_agent_registration_adds_tunnels_on_peers(world) -> None:
     assert len(after.flows()) > len(before.flows())
     assert set(after.flows()) == _expected_wire(store, "h1")
     dist.close_stream("h1", sub)
+
+
+def test_a_hosts_first_registration_refreshes_its_ports_status(world) -> None:
+    """Its ports' binding failed until now: the status tracker must look at them again."""
+    store, dist, listener = world
+    _port(store, "r8", "red", "h5", 19)
+    rev = store.commit(puts=[Agent(id="h5", tunnel_ip="198.51.100.5")])
+    assert dist.wait_for(rev)
+    assert listener.registered == [("h5", ["port-r8"])]
+    rev = store.commit(puts=[Agent(id="h5", tunnel_ip="198.51.100.55")])  # a new tunnel IP: not a first registration
+    assert dist.wait_for(rev)
+    assert listener.registered == [("h5", ["port-r8"])]
 
 
 def test_unbound_ports_never_wake_the_distributor_but_binding_them_later_works(world) -> None:

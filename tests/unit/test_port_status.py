@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.distributor.status import HostFacts, compute_stages
-from controller.model import PORT_ACTIVE, PORT_BUILD, PORT_DOWN, Port, PortStage
+from controller.model import PORT_ACTIVE, PORT_BUILD, PORT_DOWN, Port, PortStage, binding_vif_type
 
 ALL = HostFacts("h1", vif_present=True, ofport=101, flows_installed=True, dhcp_ready=True, metadata_ready=True)
 
@@ -60,3 +60,16 @@ def test_reports_from_another_host_do_not_count() -> None:
 def test_admin_down_is_down_even_when_everything_is_in_place() -> None:
     port = Port(id="p", binding_host_id="h1", admin_state_up=False)
     assert compute_stages(port, 2.0, ALL, now=5.0)[0] == PORT_DOWN
+
+
+def test_a_host_without_an_agent_keeps_the_port_down() -> None:
+    """binding_failed: even what a (stale) report says cannot make it ACTIVE; an agent registering can."""
+    port = Port(id="p", binding_host_id="h1")
+    assert compute_stages(port, 2.0, ALL, now=5.0, agent_registered=False)[0] == PORT_DOWN
+    assert compute_stages(port, 2.0, ALL, now=5.0, agent_registered=True)[0] == PORT_ACTIVE
+
+
+def test_binding_vif_type_names_the_missing_agent() -> None:
+    assert binding_vif_type("", False) == ("unbound", "")
+    assert binding_vif_type("hv9", False) == ("binding_failed", "host hv9 has no registered agent")
+    assert binding_vif_type("hv1", True) == ("ovs", "")

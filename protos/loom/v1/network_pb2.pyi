@@ -244,3 +244,107 @@ class GetHostFlowsResponse(_message.Message):
     flows: _containers.RepeatedCompositeFieldContainer[HostFlow]
     revision: int
     def __init__(self, flows: _Optional[_Iterable[_Union[HostFlow, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class TracePacketRequest(_message.Message):
+    __slots__ = ("from_port_id", "to_port_id", "dst_ip", "dst_mac", "protocol", "dst_port", "src_port")
+    FROM_PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    DST_IP_FIELD_NUMBER: _ClassVar[int]
+    DST_MAC_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    from_port_id: str
+    to_port_id: str
+    dst_ip: str
+    dst_mac: str
+    protocol: str
+    dst_port: int
+    src_port: int
+    def __init__(self, from_port_id: _Optional[str] = ..., to_port_id: _Optional[str] = ..., dst_ip: _Optional[str] = ..., dst_mac: _Optional[str] = ..., protocol: _Optional[str] = ..., dst_port: _Optional[int] = ..., src_port: _Optional[int] = ...) -> None: ...
+
+class TraceStep(_message.Message):
+    __slots__ = ("table", "table_name", "flow", "cookie", "owner")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    TABLE_NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    COOKIE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    table: int
+    table_name: str
+    flow: str
+    cookie: int
+    owner: str
+    def __init__(self, table: _Optional[int] = ..., table_name: _Optional[str] = ..., flow: _Optional[str] = ..., cookie: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class TraceOutput(_message.Message):
+    __slots__ = ("kind", "host", "ofport", "port_id", "port_name", "vni", "remote_host", "remote_ip", "packet", "warning")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[TraceOutput.Kind]
+        DELIVERED: _ClassVar[TraceOutput.Kind]
+        TUNNEL: _ClassVar[TraceOutput.Kind]
+        LOST: _ClassVar[TraceOutput.Kind]
+    KIND_UNSPECIFIED: TraceOutput.Kind
+    DELIVERED: TraceOutput.Kind
+    TUNNEL: TraceOutput.Kind
+    LOST: TraceOutput.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    OFPORT_FIELD_NUMBER: _ClassVar[int]
+    PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    PORT_NAME_FIELD_NUMBER: _ClassVar[int]
+    VNI_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_HOST_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_IP_FIELD_NUMBER: _ClassVar[int]
+    PACKET_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
+    kind: TraceOutput.Kind
+    host: str
+    ofport: int
+    port_id: str
+    port_name: str
+    vni: int
+    remote_host: str
+    remote_ip: str
+    packet: str
+    warning: str
+    def __init__(self, kind: _Optional[_Union[TraceOutput.Kind, str]] = ..., host: _Optional[str] = ..., ofport: _Optional[int] = ..., port_id: _Optional[str] = ..., port_name: _Optional[str] = ..., vni: _Optional[int] = ..., remote_host: _Optional[str] = ..., remote_ip: _Optional[str] = ..., packet: _Optional[str] = ..., warning: _Optional[str] = ...) -> None: ...
+
+class TraceHop(_message.Message):
+    __slots__ = ("host", "in_port", "came_from", "packet", "steps", "outputs", "dropped", "drop_table", "drop_reason")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    IN_PORT_FIELD_NUMBER: _ClassVar[int]
+    CAME_FROM_FIELD_NUMBER: _ClassVar[int]
+    PACKET_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DROP_TABLE_FIELD_NUMBER: _ClassVar[int]
+    DROP_REASON_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    in_port: int
+    came_from: str
+    packet: str
+    steps: _containers.RepeatedCompositeFieldContainer[TraceStep]
+    outputs: _containers.RepeatedCompositeFieldContainer[TraceOutput]
+    dropped: bool
+    drop_table: int
+    drop_reason: str
+    def __init__(self, host: _Optional[str] = ..., in_port: _Optional[int] = ..., came_from: _Optional[str] = ..., packet: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[TraceStep, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TraceOutput, _Mapping]]] = ..., dropped: _Optional[bool] = ..., drop_table: _Optional[int] = ..., drop_reason: _Optional[str] = ...) -> None: ...
+
+class TracePacketResponse(_message.Message):
+    __slots__ = ("packet", "hops", "deliveries", "reached_destination", "revision", "notes")
+    PACKET_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    REACHED_DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    packet: str
+    hops: _containers.RepeatedCompositeFieldContainer[TraceHop]
+    deliveries: _containers.RepeatedCompositeFieldContainer[TraceOutput]
+    reached_destination: bool
+    revision: int
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, packet: _Optional[str] = ..., hops: _Optional[_Iterable[_Union[TraceHop, _Mapping]]] = ..., deliveries: _Optional[_Iterable[_Union[TraceOutput, _Mapping]]] = ..., reached_destination: _Optional[bool] = ..., revision: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...

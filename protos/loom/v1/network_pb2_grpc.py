@@ -125,6 +125,11 @@ class NetworkServiceStub:
                 request_serializer=protos_dot_loom_dot_v1_dot_network__pb2.GetHostFlowsRequest.SerializeToString,
                 response_deserializer=protos_dot_loom_dot_v1_dot_network__pb2.GetHostFlowsResponse.FromString,
                 _registered_method=True)
+        self.TracePacket = channel.unary_unary(
+                '/loom.v1.NetworkService/TracePacket',
+                request_serializer=protos_dot_loom_dot_v1_dot_network__pb2.TracePacketRequest.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_network__pb2.TracePacketResponse.FromString,
+                _registered_method=True)
 
 
 class NetworkServiceServicer:
@@ -243,6 +248,17 @@ class NetworkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TracePacket(self, request, context):
+        """Follows a packet through the flows the controller compiled for every host
+        it reaches (what ovn-trace does): from the sending port's host, through
+        each tunnel, to the ports it is delivered to, or to where it is dropped.
+        The agents' binding flows are added as they render them. Simulated: the
+        switches are not asked (`loomctl trace --switch` asks a real one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NetworkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -335,6 +351,11 @@ def add_NetworkServiceServicer_to_server(servicer, server):
                     servicer.GetHostFlows,
                     request_deserializer=protos_dot_loom_dot_v1_dot_network__pb2.GetHostFlowsRequest.FromString,
                     response_serializer=protos_dot_loom_dot_v1_dot_network__pb2.GetHostFlowsResponse.SerializeToString,
+            ),
+            'TracePacket': grpc.unary_unary_rpc_method_handler(
+                    servicer.TracePacket,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_network__pb2.TracePacketRequest.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_network__pb2.TracePacketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -823,6 +844,33 @@ class NetworkService:
             '/loom.v1.NetworkService/GetHostFlows',
             protos_dot_loom_dot_v1_dot_network__pb2.GetHostFlowsRequest.SerializeToString,
             protos_dot_loom_dot_v1_dot_network__pb2.GetHostFlowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TracePacket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.NetworkService/TracePacket',
+            protos_dot_loom_dot_v1_dot_network__pb2.TracePacketRequest.SerializeToString,
+            protos_dot_loom_dot_v1_dot_network__pb2.TracePacketResponse.FromString,
             options,
             channel_credentials,
             insecure,

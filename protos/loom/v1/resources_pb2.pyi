@@ -111,7 +111,7 @@ class PortStage(_message.Message):
     def __init__(self, name: _Optional[str] = ..., done: _Optional[bool] = ..., at: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Port(_message.Message):
-    __slots__ = ("id", "name", "network_id", "project_id", "mac_address", "fixed_ips", "device_id", "device_owner", "binding_host_id", "admin_state_up", "port_security_enabled", "status", "stages", "binding_vif_details", "tag", "revision_number", "created_at", "updated_at")
+    __slots__ = ("id", "name", "network_id", "project_id", "mac_address", "fixed_ips", "device_id", "device_owner", "binding_host_id", "admin_state_up", "port_security_enabled", "status", "stages", "binding_vif_details", "tag", "revision_number", "created_at", "updated_at", "binding_vif_type", "binding_failure_reason")
     class BindingVifDetailsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,8 @@ class Port(_message.Message):
     REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BINDING_VIF_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BINDING_FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     network_id: str
@@ -155,7 +157,9 @@ class Port(_message.Message):
     revision_number: int
     created_at: float
     updated_at: float
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., network_id: _Optional[str] = ..., project_id: _Optional[str] = ..., mac_address: _Optional[str] = ..., fixed_ips: _Optional[_Iterable[_Union[FixedIP, _Mapping]]] = ..., device_id: _Optional[str] = ..., device_owner: _Optional[str] = ..., binding_host_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[PortStage, _Mapping]]] = ..., binding_vif_details: _Optional[_Mapping[str, str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+    binding_vif_type: str
+    binding_failure_reason: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., network_id: _Optional[str] = ..., project_id: _Optional[str] = ..., mac_address: _Optional[str] = ..., fixed_ips: _Optional[_Iterable[_Union[FixedIP, _Mapping]]] = ..., device_id: _Optional[str] = ..., device_owner: _Optional[str] = ..., binding_host_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[PortStage, _Mapping]]] = ..., binding_vif_details: _Optional[_Mapping[str, str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., binding_vif_type: _Optional[str] = ..., binding_failure_reason: _Optional[str] = ...) -> None: ...
 
 class Instance(_message.Message):
     __slots__ = ("id", "name", "hostname", "project_id", "user_data", "public_keys", "metadata", "availability_zone", "host", "status", "ports", "tag", "revision_number", "created_at", "updated_at")
