@@ -53,6 +53,43 @@ class ControllerContext:
     on_stop: list[Callable[[], None]] = field(default_factory=list)  # run in reverse order at stop
 
 
+class ServerExecutor(futures.ThreadPoolExecutor):
+    """The gRPC server's thread pool, which says so in the log when its threads are nearly all taken.
+
+    A synchronous gRPC server runs each call on one of these threads, and a stream (an agent's Sync, a
+    Watch) keeps its thread until it ends. Once streams hold every thread, new calls wait in a queue and
+    the API stops answering without an error anywhere: this warning is the only sign.
+    """
+
+    WARN_AT = 0.9  # fraction of the threads busy
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="grpc")
+        self.capacity = max_workers
+        self.busy = 0
+        self._count_lock = threading.Lock()
+        self._warned = False
+
+    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> futures.Future:  # type: ignore[override]
+        def counted() -> object:
+            with self._count_lock:
+                self.busy += 1
+                busy = self.busy
+                warn = busy >= self.WARN_AT * self.capacity and not self._warned
+                self._warned = self._warned or warn
+            if warn:
+                log.warning("gRPC server threads nearly all busy: raise --workers", busy=busy, workers=self.capacity)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._count_lock:
+                    self.busy -= 1
+                    if self.busy < self.WARN_AT * self.capacity / 2:
+                        self._warned = False
+
+        return super().submit(counted)
+
+
 # Adds servicers to the server; returns the full names of the services it added (for reflection/health).
 ServiceRegistrar = Callable[[grpc.Server, ControllerContext], Iterable[str] | None]
 NetworkExtrasFactory = Callable[[ControllerContext], NetworkExtras]
@@ -120,7 +157,7 @@ def build_server(
     """A controller ready to ``start()``: store opened, services registered, port bound."""
     ctx = build_context(config)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="grpc"),
+        ServerExecutor(config.workers),
         options=[("grpc.so_reuseport", 0)],  # a second controller on the same port must fail, not share it
     )
     extras = network_extras(ctx) if network_extras is not None else None
