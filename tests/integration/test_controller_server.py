@@ -39,12 +39,24 @@ def test_health_and_reflection() -> None:
         for service in ("", "loom.v1.NetworkService", "loom.v1.ComputeService"):
             status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
             assert status == health_pb2.HealthCheckResponse.SERVING
-        assert {"loom.v1.NetworkService", "loom.v1.ComputeService", "grpc.health.v1.Health"} <= reflected_services(
-            live.channel
-        )
-        with pytest.raises(grpc.RpcError) as info:
-            live.network.ListAgents(npb.ListAgentsRequest())
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        services = {"loom.v1.NetworkService", "loom.v1.ComputeService", "loom.v1.AgentService", "grpc.health.v1.Health"}
+        assert services <= reflected_services(live.channel)
+        assert list(live.network.ListAgents(npb.ListAgentsRequest()).agents) == []  # the distributor answers
+
+
+def test_the_api_only_server_leaves_the_distributor_methods_unimplemented() -> None:
+    with scratch_dir() as workdir:
+        controller = build_server(ControllerConfig(listen="127.0.0.1:0", db_path=os.path.join(workdir, "c.db")))
+        controller.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
+                network = network_pb2_grpc.NetworkServiceStub(channel)
+                assert network.ListNetworks(npb.ListNetworksRequest()).networks == []  # control: it serves
+                with pytest.raises(grpc.RpcError) as info:
+                    network.ListAgents(npb.ListAgentsRequest())
+                assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        finally:
+            controller.stop()
 
 
 class FakeDistributor:
@@ -131,7 +143,7 @@ def test_sigterm_stops_gracefully_and_the_port_is_exclusive() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "controller.main",
+                    "controller.app",
                     "--listen",
                     proc.address,
                     "--db",
