@@ -594,16 +594,17 @@ def main() -> None:
                 f"rss {result[f'{case}_rss_mb']:.1f} MB (load average before: {result[f'{case}_load_before']:.2f})",
                 flush=True,
             )
-        summary.update({key: statistics.median(r[key] for r in rounds) for key in rounds[0]})
-        summary[f"{case}_load_before_max"] = max(r[f"{case}_load_before"] for r in rounds)
+        summary.update({key: round(statistics.median(r[key] for r in rounds), 3) for key in rounds[0]})
+        summary[f"{case}_load_before_max"] = round(max(r[f"{case}_load_before"] for r in rounds), 3)
     summary.update(ports=args.ports, clients=args.clients, rounds=args.rounds)
     if "bound" in chosen:
         summary.update(hosts=args.hosts, networks=args.networks)
-    print(f"\n{'metric':<26} {'median':>10}  goal")
+    width = max(len(key) for key in GOALS)
+    print(f"\n{'metric':<{width}} {'median':>10}  goal")
     for key, goal in GOALS.items():
         if key in summary:
             goal_text = f"{goal[0]} {goal[1]:g}" if goal else ""
-            print(f"{key:<26} {summary[key]:>10.2f}  {goal_text}")
+            print(f"{key:<{width}} {summary[key]:>10.2f}  {goal_text}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(f"\nwrote {args.output}")
