@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -54,40 +55,34 @@ class ControllerContext:
 
 
 class ServerExecutor(futures.ThreadPoolExecutor):
-    """The gRPC server's thread pool, which says so in the log when its threads are nearly all taken.
+    """The gRPC server's thread pool, which says so in the log when a call has to wait for a thread.
 
     A synchronous gRPC server runs each call on one of these threads, and a stream (an agent's Sync, a
     Watch) keeps its thread until it ends. Once streams hold every thread, new calls wait in a queue and
     the API stops answering without an error anywhere: this warning is the only sign.
     """
 
-    WARN_AT = 0.9  # fraction of the threads busy
+    WARN_EVERY = 10.0  # seconds between two warnings
 
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers=max_workers, thread_name_prefix="grpc")
-        self.capacity = max_workers
-        self.busy = 0
-        self._count_lock = threading.Lock()
-        self._warned = False
+        self._warned_at = -self.WARN_EVERY
 
-    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> futures.Future:  # type: ignore[override]
-        def counted() -> object:
-            with self._count_lock:
-                self.busy += 1
-                busy = self.busy
-                warn = busy >= self.WARN_AT * self.capacity and not self._warned
-                self._warned = self._warned or warn
-            if warn:
-                log.warning("gRPC server threads nearly all busy: raise --workers", busy=busy, workers=self.capacity)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                with self._count_lock:
-                    self.busy -= 1
-                    if self.busy < self.WARN_AT * self.capacity / 2:
-                        self._warned = False
-
-        return super().submit(counted)
+    def _adjust_thread_count(self) -> None:
+        # ThreadPoolExecutor.submit calls this after queueing the work: an idle thread takes it, or a new
+        # thread starts, or (every thread started and busy) it waits. The same steps as CPython's, plus the
+        # warning; overriding here costs a call nothing on the common path (the per-call wrapper it
+        # replaces cost ~6 us of CPU per call).
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+        workers = self._max_workers
+        if len(self._threads) >= workers:
+            now = time.monotonic()
+            if now - self._warned_at >= self.WARN_EVERY:
+                self._warned_at = now
+                log.warning("a call waits: every gRPC server thread is busy; raise --workers", workers=workers)
+            return
+        super()._adjust_thread_count()
 
 
 # Adds servicers to the server; returns the full names of the services it added (for reflection/health).
