@@ -12,6 +12,10 @@ from controller.store.sqlite import DEFAULT_RETENTION
 
 DEFAULT_LISTEN = "127.0.0.1:9696"
 DEFAULT_DB = "/var/lib/loom/controller.db"
+# gRPC server threads. Every open stream holds one for as long as it is open: each agent's Sync, each Watch.
+# When streams hold them all, unary calls (the whole API) queue and nothing answers. 64, the old default,
+# did that with 100 agents. Threads are only started when needed, so a high ceiling costs nothing idle.
+DEFAULT_WORKERS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +25,7 @@ class ControllerConfig:
     underlay_mtu: int = 1500
     vni_range: tuple[int, int] = (VNI_MIN, VNI_MAX)
     log_level: str = "INFO"
-    workers: int = 64  # gRPC server threads; every open Watch or agent stream holds one
+    workers: int = DEFAULT_WORKERS  # gRPC server threads (see DEFAULT_WORKERS)
     event_retention: int = DEFAULT_RETENTION  # revisions of change events kept for Watch resume
     ready_file: str = ""  # written with the bound port once the server serves
     dns_domain: str = "loom.internal"  # the domain DHCP hands to guests
@@ -56,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="VXLAN VNIs to allocate from, MIN:MAX",
     )
     p.add_argument("--log-level", default=env("LOOM_LOG_LEVEL", "INFO"))
-    p.add_argument("--workers", type=int, default=int(env("LOOM_WORKERS", "64")))
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("LOOM_WORKERS", str(DEFAULT_WORKERS))),
+        help="gRPC server threads: at least the agents (one Sync stream each) and Watch streams, plus API callers",
+    )
     p.add_argument("--event-retention", type=int, default=int(env("LOOM_EVENT_RETENTION", str(DEFAULT_RETENTION))))
     p.add_argument("--ready-file", default=env("LOOM_READY_FILE", ""), help="write the bound port here once serving")
     p.add_argument("--dns-domain", default=env("LOOM_DNS_DOMAIN", "loom.internal"), help="domain given to guests")

@@ -31,7 +31,13 @@ from hypothesis.stateful import (
 from protos.loom.v1 import compute_pb2 as cpb
 from protos.loom.v1 import network_pb2 as npb
 from protos.loom.v1 import resources_pb2 as rpb
-from tests.integration.controller_harness import LiveController, check_db_invariants, live_controller, scratch_dir
+from tests.integration.controller_harness import (
+    LiveController,
+    check_db_invariants,
+    live_controller,
+    scratch_dir,
+    user_state,
+)
 
 CLIENT_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT,
@@ -110,7 +116,7 @@ class ApiMachine(RuleBasedStateMachine):
     def call(self, fn: Callable[[Any], Any], request: Any) -> Any | None:
         """The response, or None after a clean client error that changed nothing."""
         ApiMachine.calls += 1
-        revision = self.live.store.revision
+        before = user_state(self.live.store)
         try:
             response = fn(request, timeout=30)
             ApiMachine.outcomes[(type(request).__name__, "OK")] += 1
@@ -119,7 +125,7 @@ class ApiMachine(RuleBasedStateMachine):
             ApiMachine.outcomes[(type(request).__name__, exc.code().name)] += 1
             assert exc.code() in CLIENT_ERRORS, f"{exc.code()}: {exc.details()} for {type(request).__name__} {request}"
             assert exc.details(), "an error without a message"
-            assert self.live.store.revision == revision, f"failed {type(request).__name__} changed the store"
+            assert user_state(self.live.store) == before, f"failed {type(request).__name__} changed the store"
             return None
 
     # -------------------------------------------------------------- create

@@ -14,11 +14,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from controller import app
 from controller import config as config_module
 from controller.config import ControllerConfig
 from controller.main import ControllerContext, build_server
+from protos.loom.v1 import agent_pb2 as apb
+from protos.loom.v1 import agent_pb2_grpc, network_pb2_grpc
 from protos.loom.v1 import network_pb2 as npb
-from protos.loom.v1 import network_pb2_grpc
 from protos.loom.v1 import resources_pb2 as rpb
 from tests.integration.controller_harness import ROOT, ControllerProcess, live_controller, scratch_dir
 
@@ -37,12 +39,24 @@ def test_health_and_reflection() -> None:
         for service in ("", "loom.v1.NetworkService", "loom.v1.ComputeService"):
             status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
             assert status == health_pb2.HealthCheckResponse.SERVING
-        assert {"loom.v1.NetworkService", "loom.v1.ComputeService", "grpc.health.v1.Health"} <= reflected_services(
-            live.channel
-        )
-        with pytest.raises(grpc.RpcError) as info:
-            live.network.ListAgents(npb.ListAgentsRequest())
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        services = {"loom.v1.NetworkService", "loom.v1.ComputeService", "loom.v1.AgentService", "grpc.health.v1.Health"}
+        assert services <= reflected_services(live.channel)
+        assert list(live.network.ListAgents(npb.ListAgentsRequest()).agents) == []  # the distributor answers
+
+
+def test_the_api_only_server_leaves_the_distributor_methods_unimplemented() -> None:
+    with scratch_dir() as workdir:
+        controller = build_server(ControllerConfig(listen="127.0.0.1:0", db_path=os.path.join(workdir, "c.db")))
+        controller.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
+                network = network_pb2_grpc.NetworkServiceStub(channel)
+                assert network.ListNetworks(npb.ListNetworksRequest()).networks == []  # control: it serves
+                with pytest.raises(grpc.RpcError) as info:
+                    network.ListAgents(npb.ListAgentsRequest())
+                assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        finally:
+            controller.stop()
 
 
 class FakeDistributor:
@@ -129,7 +143,7 @@ def test_sigterm_stops_gracefully_and_the_port_is_exclusive() -> None:
                 [
                     sys.executable,
                     "-m",
-                    "controller.main",
+                    "controller.app",
                     "--listen",
                     proc.address,
                     "--db",
@@ -219,3 +233,35 @@ def test_restart_rebuilds_allocations() -> None:
             assert live.network.CreateNetwork(npb.CreateNetworkRequest()).segmentation_id != net.segmentation_id
             dhcp = live.network.ListPorts(npb.ListPortsRequest(network_id=net.id, device_owner="network:dhcp")).ports
             assert len(dhcp) == 1
+
+
+def test_the_api_answers_while_a_hundred_agents_hold_sync_streams() -> None:
+    """Every Sync stream holds a server thread while it is open; with the default configuration the API
+    must still answer when 100 agents are connected (64 threads, the old default, left it hanging)."""
+    agents = 100
+    with scratch_dir() as workdir:
+        cfg = ControllerConfig(listen="127.0.0.1:0", db_path=os.path.join(workdir, "c.db"))
+        controller = app.build(cfg)
+        controller.start()
+        streams = []
+        try:
+            options = [("grpc.use_local_subchannel_pool", 1)]  # a connection per agent, as hosts have
+            with grpc.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
+                network = network_pb2_grpc.NetworkServiceStub(channel)
+                for i in range(agents):
+                    agent_channel = grpc.insecure_channel(f"127.0.0.1:{controller.port}", options=options)
+                    stub = agent_pb2_grpc.AgentServiceStub(agent_channel)
+                    host = f"hv{i}"
+                    stub.Register(apb.RegisterRequest(host=host, tunnel_ip=f"198.51.100.{i + 1}"), timeout=10)
+                    stream = stub.Sync(apb.SyncRequest(host=host), timeout=60)
+                    streams.append((agent_channel, stream))
+                    assert next(stream).HasField("snapshot")  # the stream is open and holds its thread
+                # Every stream is open (each delivered its snapshot), and the server still takes calls.
+                assert len(network.ListAgents(npb.ListAgentsRequest(), timeout=10).agents) == agents
+                net = network.CreateNetwork(npb.CreateNetworkRequest(network=rpb.Network(name="n")), timeout=10)
+                assert net.id
+        finally:
+            for agent_channel, stream in streams:
+                stream.cancel()
+                agent_channel.close()
+            controller.stop(grace=1.0)

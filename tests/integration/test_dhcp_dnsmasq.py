@@ -153,24 +153,29 @@ def test_dhclient_gets_address_gateway_mtu_routes_and_hostname(lab: Lab, manager
 
 def test_unknown_mac_gets_no_lease(lab: Lab, manager: DhcpManager, localport: str) -> None:
     vm = lab.add_vm(vm_mac(3))
+    known = lab.add_vm(vm_mac(4))
     manager.sync([network(localport)], {"net-a": [host(4)]})  # a different port: static leases only
+    # Positive control: the same server, at the same moment, leases to the MAC it knows.
+    lease, _ = known.udhcpc(lab.record("known"), tries=1)
+    assert lease is not None and lease["ip"] == host(4).ips[0]
     lease, _ = vm.udhcpc(lab.record("unknown"), tries=1)
     assert lease is None
     assert not manager.dhcp_ready("port-3")
     assert manager.dhcp_ready("port-4")
 
 
-def test_sigkill_dnsmasq_leases_work_again_within_one_second(lab: Lab, manager: DhcpManager, localport: str) -> None:
+def test_sigkill_dnsmasq_leases_work_again(lab: Lab, manager: DhcpManager, localport: str) -> None:
+    """The supervisor restarts a killed dnsmasq, which leases again. How fast is bench/dhcp_metadata.py's
+    ``dnsmasq_restart_5000_hosts_ms``; here only a bound no healthy machine comes near."""
     vm = lab.add_vm(vm_mac(5))
     manager.sync([network(localport)], {"net-a": [host(5)]})
     old_pid = manager.pid("net-a")
     assert old_pid is not None
     killed_at = time.monotonic()
     os.kill(old_pid, signal.SIGKILL)
-    back_after = wait_restarted_on_udp(lambda: manager.pid("net-a"), old_pid, 67, since=killed_at)
-    assert back_after < 1.0, f"dnsmasq serving again only {back_after:.3f} s after the kill"
+    back_after = wait_restarted_on_udp(lambda: manager.pid("net-a"), old_pid, 67, since=killed_at, give_up=10.0)
     lease, _ = vm.udhcpc(lab.record("after-kill"), tries=1)  # the first DISCOVER to the new dnsmasq
-    assert lease is not None and lease["ip"] == "10.0.10.5"
+    assert lease is not None and lease["ip"] == "10.0.10.5", f"no lease {back_after:.3f} s after the kill"
     assert manager.dhcp_ready("port-5")
 
 

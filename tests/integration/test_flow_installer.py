@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -110,7 +111,7 @@ def send_packet_to(bridge: str, eth_dst: str) -> None:
 def test_connection_basics(bridge: str, conn: OFConnection) -> None:
     dpid = run("ovs-vsctl", "get", "bridge", bridge, "datapath_id").strip().strip('"')
     assert conn.datapath_id == int(dpid, 16)
-    assert 0 < conn.echo() < 1
+    assert conn.echo(timeout=10) > 0  # returns once the reply is in (raises if none comes)
     conn.barrier()
     flows = conn.dump_flows()
     assert [(f.table, f.priority, f.match) for f in flows] == [(0, 0, b"")]  # OVS's default NORMAL flow
@@ -404,9 +405,9 @@ def test_no_loss_while_resyncing_a_large_table(bridge: str, two_hosts: tuple[Hos
         FlowInstaller(conn).sync(wire(base))
     run("ip", "netns", "exec", a.namespace, "ping", "-c", "3", "-i", "0.2", "-W", "2", b.ip)  # path works
 
-    count, interval = 600, 0.01  # 100 packets/s for 6 s
+    # 100 packets/s from before the syncs until 0.5 s after them, however long they take on a busy machine.
     ping = subprocess.Popen(
-        ["ip", "netns", "exec", a.namespace, "ping", "-c", str(count), "-i", str(interval), "-W", "2", b.ip],
+        ["ip", "netns", "exec", a.namespace, "ping", "-n", "-i", "0.01", "-W", "2", b.ip],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -426,20 +427,23 @@ def test_no_loss_while_resyncing_a_large_table(bridge: str, two_hosts: tuple[Hos
             swapped = forwarding(a, b, make_cookie(CookieKind.PORT, 3)) + [l2_flow(i) for i in range(60_000, 100_000)]
             results.append(installer.sync(wire(swapped)))
             assert_table_is(conn, bridge, wire(swapped))
-        sync_done = time.monotonic()
-        out, _ = ping.communicate(timeout=60)
+        time.sleep(0.5)
+        ping.send_signal(signal.SIGINT)  # ping prints its summary and exits
+        out, _ = ping.communicate(timeout=30)
     finally:
         if ping.poll() is None:
             ping.kill()
             ping.wait()
-    ping_done = time.monotonic()
-    assert ping_done - sync_done > 0.5, "the syncs outlasted the ping: nothing was measured during them"
     assert results[0].from_dump and results[0].modified >= 4 + 15_000 and results[0].deleted == 10_000
     assert results[1].deleted >= 39_000 and results[1].added == 40_000
     summary = re.search(r"(\d+) packets transmitted, (\d+) received", out)
     assert summary, out
-    sent, received = int(summary.group(1)), int(summary.group(2))
-    assert sent == count and received == count, out
+    sent = int(summary.group(1))
+    answered = {int(m) for m in re.findall(r"icmp_seq=(\d+)", out)}
+    assert sent > 150, f"only {sent} pings: too few to cover the syncs"
+    # Every echo got its reply, but perhaps the last: it may have been in flight when ping was interrupted.
+    missing = sorted(set(range(1, sent)) - answered)
+    assert not missing, f"{len(missing)} of {sent} pings lost during the syncs, e.g. icmp_seq {missing[:5]}\n{out}"
     print(out.strip().splitlines()[-1], *(f"{r.changed} changes in {r.seconds:.2f} s" for r in results))
 
 

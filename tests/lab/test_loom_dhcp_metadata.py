@@ -193,7 +193,9 @@ def test_a_vm_acting_as_a_dhcp_server_reaches_no_one(scenario: Scenario) -> None
     assert any(Ether(f)[IP].src == "10.0.0.2" for f in near.frames), "the real server's answer must be seen"
 
 
-def test_dnsmasq_killed_is_serving_again_within_a_second(scenario: Scenario) -> None:
+def test_dnsmasq_killed_is_serving_again(scenario: Scenario) -> None:
+    """How fast is a benchmark's business (bench/dhcp_metadata.py, ``dnsmasq_restart_5000_hosts_ms``);
+    here: the agent's supervisor brings it back and the first DISCOVER gets the lease."""
     loom = scenario.loom
     net = dhcp_network(scenario, "kill")
     vm = scenario.vm("hv2", net, "k", dhcp=True)
@@ -203,8 +205,7 @@ def test_dnsmasq_killed_is_serving_again_within_a_second(scenario: Scenario) -> 
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     pid_file = dnsmasq_pid_file(loom, "hv2", net)  # read_pid_file: None while the supervisor rewrites it
-    back_after = probes.wait_restarted_on_udp(lambda: read_pid_file(pid_file), pid, 67, since=killed)
-    assert back_after < 1.0, f"dnsmasq was serving again only after {back_after:.2f} s"
+    back_after = probes.wait_restarted_on_udp(lambda: read_pid_file(pid_file), pid, 67, since=killed, give_up=10.0)
     # The first DISCOVER to the new dnsmasq gets the lease.
     lease, _ = guest.udhcpc(vm.netns, "eth0", scenario.workdir / "again", tries=1)
     assert lease is not None, f"the restarted dnsmasq gave no lease ({back_after:.2f} s after the kill)"

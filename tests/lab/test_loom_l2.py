@@ -82,12 +82,15 @@ def test_broadcast_reaches_only_its_networks_hosts(scenario: Scenario) -> None:
     assert _tunnel_rx(scenario, "hv3") - hv3_rx == 1
 
 
-def test_a_deleted_port_loses_connectivity_at_once(scenario: Scenario) -> None:
+def test_a_deleted_port_loses_connectivity(scenario: Scenario) -> None:
+    """A deleted port's traffic stops while its neighbours' goes on. How fast it stops is a benchmark's
+    business; the bound here only catches a port that is never cut off."""
     net = scenario.network("del")
     a, b = scenario.vm("hv1", net), scenario.vm("hv2", net)
+    c = scenario.vm("hv2", net)  # control: on the deleted port's hypervisor and network, and stays
     assert probes.ping(a.netns, b.address)
     pinger = subprocess.Popen(
-        ["ip", "netns", "exec", a.netns, "ping", "-n", "-D", "-i", "0.01", "-w", "3", b.address],
+        ["ip", "netns", "exec", a.netns, "ping", "-n", "-D", "-i", "0.01", "-w", "4", b.address],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -98,9 +101,10 @@ def test_a_deleted_port_loses_connectivity_at_once(scenario: Scenario) -> None:
     replies = [
         float(line[1 : line.index("]")]) for line in out.splitlines() if line.startswith("[") and "bytes from" in line
     ]
-    assert replies, "the ping never worked"
-    assert replies[-1] - deleted_at < 0.25, f"replies went on {replies[-1] - deleted_at:.3f} s after the delete"
+    assert [t for t in replies if t < deleted_at], "the ping never worked before the delete"
+    assert replies[-1] - deleted_at < 2.0, f"replies went on {replies[-1] - deleted_at:.3f} s after the delete"
     assert not probes.ping(a.netns, b.address, timeout=0.5)
+    assert probes.ping(a.netns, c.address), "the path to the deleted port's neighbour broke too"
 
 
 @pytest.mark.parametrize("spoof", ["source_ip", "source_mac", "arp_claim", "arp_sender_mac"])
