@@ -233,6 +233,23 @@ class PortResource(ResourceApi):
             log.info("port deleted", port_id=port_id, revision=revision)
             return revision
 
+    def update_statuses(self, updates: Sequence[tuple[str, str, Sequence[PortStage]]]) -> int:
+        """Set the status and stages of many ports in one commit (for the status tracker).
+
+        Ports deleted meanwhile and unchanged ones are skipped. Returns how many were written.
+        """
+        with self.lock:
+            puts = []
+            for port_id, status, stages in updates:
+                status = v.port_status("port.status", status)
+                port = self.store.get("port", port_id)
+                if not isinstance(port, Port) or (port.status == status and port.stages == tuple(stages)):
+                    continue
+                puts.append(dataclasses.replace(port, status=status, stages=tuple(stages)))
+            if puts:
+                self._commit(puts)
+            return len(puts)
+
     def update_status(self, port_id: str, status: str, stages: Sequence[PortStage]) -> Port:
         """Set the output-only status and stages (for the AgentService); no commit when nothing changed."""
         status = v.port_status("port.status", status)

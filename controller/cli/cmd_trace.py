@@ -37,8 +37,8 @@ from controller.cli.args import key_value
 from controller.cli.client import Cli, CliError
 from controller.cli.output import print_json
 from controller.cli.registry import CommandGroup
-from dataplane.common.constants import TUNNEL_OFPORT, TUNNEL_PORT_NAME
-from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.common.constants import OWNER_DHCP, TUNNEL_OFPORT, TUNNEL_PORT_NAME
+from dataplane.contract.cookie import owner_labels
 from dataplane.contract.pipeline import table_name
 from dataplane.trace import (
     Endpoint,
@@ -194,16 +194,15 @@ class Names:
         ports = list(cli.list_all(cli.network.ListPorts, network_pb2.ListPortsRequest(), "ports"))
         agents = cli.network.ListAgents(network_pb2.ListAgentsRequest(), timeout=cli.timeout).agents
         net_names = {n.id: n.name or n.id for n in nets}
-        owners: dict[int, str] = {make_cookie(CookieKind.PIPELINE): "pipeline"}
-        for n in nets:
-            owners[make_cookie(CookieKind.NETWORK, n.tag)] = f"network {n.name or n.id}"
-        for p in ports:
-            label = f"port {_port_label(p)}"
-            owners[make_cookie(CookieKind.PORT, p.tag)] = label
-            owners[make_cookie(CookieKind.PORT_BINDING, p.tag)] = f"binding of {label}"
-            owners[make_cookie(CookieKind.LOCALPORT, p.tag)] = (
-                f"localport of network {net_names.get(p.network_id, p.network_id)}"
-            )
+        owners = owner_labels(
+            ((n.tag, f"network {n.name or n.id}") for n in nets),
+            ((p.tag, f"port {_port_label(p)}") for p in ports),
+            (
+                (p.tag, f"network {net_names.get(p.network_id, p.network_id)}")
+                for p in ports
+                if p.device_owner == OWNER_DHCP
+            ),
+        )
         return cls(
             {p.id: _port_label(p) for p in ports},
             net_names,

@@ -72,6 +72,7 @@ def _to_tunnel(vni: int, remote_ip: str) -> tuple[Action, ...]:
     return (SetField("tunnel_id", vni), SetField.of("tun_ipv4_dst", remote_ip), Output(TUNNEL_OFPORT))
 
 
+@lru_cache(maxsize=1 << 16)
 def arp_reply_actions(mac: str, ip: str) -> tuple[Action, ...]:
     """Turn an ARP request for ``ip`` into the reply ``ip is-at mac``, back out its port."""
     return (
@@ -116,28 +117,42 @@ def localport_ips(topo: Topology, network_id: str) -> tuple[str, ...]:
     return tuple(f.ip_address for f in dhcp.fixed_ips if f.subnet_id in subnets and subnets[f.subnet_id].enable_dhcp)
 
 
+def _localport(topo: Topology, network_id: str) -> tuple[int, str, tuple[str, ...]]:
+    """The network's DHCP/metadata localport as (tag, MAC, IPs); tag 0 when it serves no subnet."""
+    dhcp = topo.dhcp_ports.get(network_id)
+    lp_ips = localport_ips(topo, network_id)
+    return (dhcp.tag, dhcp.mac_address, lp_ips) if dhcp is not None and lp_ips else (0, "", ())
+
+
 def network_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...]:
-    """What network ``network_id`` owns on ``host``: tunnel classification, flooding, its localport."""
+    """What network ``network_id`` owns on ``host`` that is the same on every host: tunnel classification
+    and its localport's entry and ARP answers."""
     net = topo.networks.get(network_id)
     if not network_active(net) or not topo.host_has_network(host, network_id):
         return ()
     assert net is not None
-    dhcp = topo.dhcp_ports.get(network_id)
-    lp_ips = localport_ips(topo, network_id)
-    lp_tag, lp_mac = (dhcp.tag, dhcp.mac_address) if dhcp is not None and lp_ips else (0, "")
+    lp_tag, lp_mac, lp_ips = _localport(topo, network_id)
+    return _network_fixed_flows(net.tag, net.segmentation_id, lp_tag, lp_mac, lp_ips)
+
+
+def flood_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...]:
+    """How network ``network_id`` floods on ``host``: to its local ports and a tunnel to each other host.
+
+    A group of its own: a host joining the network changes this on every host, the rest of the
+    network's flows on none.
+    """
+    net = topo.networks.get(network_id)
+    if not network_active(net) or not topo.host_has_network(host, network_id):
+        return ()
+    assert net is not None
+    lp_tag = _localport(topo, network_id)[0]
     local_vifs = tuple(
-        sorted(
-            q.tag
-            for q in topo.vif_ports_by_host.get(host, {}).values()
-            if q.network_id == network_id and q.admin_state_up
-        )
+        sorted(q.tag for q in topo.vif_ports_by_host_network.get((host, network_id), {}).values() if q.admin_state_up)
     )
     remote_ips = tuple(
         ip for ip in (topo.tunnel_ip(h) for h in sorted(topo.hosts_of_network(network_id) - {host})) if ip is not None
     )
-    return _network_fixed_flows(net.tag, net.segmentation_id, lp_tag, lp_mac, lp_ips) + _flood_flows(
-        net.tag, net.segmentation_id, local_vifs, lp_tag, remote_ips
-    )
+    return _flood_flows(net.tag, net.segmentation_id, local_vifs, lp_tag, remote_ips)
 
 
 # What a network owns that is the same on every host: shared, not copied per host.
@@ -181,7 +196,7 @@ def _network_fixed_flows(net_tag: int, vni: int, lp_tag: int, lp_mac: str, lp_ip
 def _flood_flows(
     net_tag: int, vni: int, local_vifs: tuple[int, ...], lp_tag: int, remote_ips: tuple[str, ...]
 ) -> tuple[Flow, ...]:
-    cookie = make_cookie(CookieKind.NETWORK, net_tag)
+    cookie = make_cookie(CookieKind.NETWORK_FLOOD, net_tag)
     to_local: tuple[Action, ...] = tuple(a for tag in local_vifs for a in _to_local_port(tag))
     flows = []
     to_all = to_local
@@ -210,26 +225,22 @@ def port_flows(topo: Topology, port_id: str, host: str) -> tuple[Flow, ...]:
         return ()
     net = topo.networks[port.network_id]
     cookie = make_cookie(CookieKind.PORT, port.tag)
-    meta = net.tag
-    flows: list[Flow] = []
     if port.binding_host_id == host:
-        flows.extend(_port_security(port, cookie))
-        flows.append(
-            Flow(
-                p.L2_LOOKUP,
-                PRIO_ENTRY,
-                Match.of(metadata=meta, eth_dst=port.mac_address),
-                _to_local_port(port.tag),
-                cookie=cookie,
-            )
-        )
-    else:
-        remote_ip = topo.tunnel_ip(port.binding_host_id)
-        if remote_ip is None:
-            return ()  # the host has not registered: its ports are unreachable until it does
-        return _remote_port_flows(net.tag, net.segmentation_id, port.mac_address, port.ips, remote_ip, cookie)
-    flows.extend(_arp_responder(net.tag, port.mac_address, port.ips, cookie))
-    return tuple(flows)
+        return _local_port_flows(port.tag, net.tag, port.mac_address, port.ips, port.port_security_enabled, cookie)
+    remote_ip = topo.tunnel_ip(port.binding_host_id)
+    if remote_ip is None:
+        return ()  # the host has not registered: its ports are unreachable until it does
+    return _remote_port_flows(net.tag, net.segmentation_id, port.mac_address, port.ips, remote_ip, cookie)
+
+
+# A port's own flows depend on these values only; cached, as its group is recompiled at every
+# change that touches its network on its host.
+@lru_cache(maxsize=1 << 16)
+def _local_port_flows(
+    tag: int, net_tag: int, mac: str, ips: tuple[str, ...], port_security: bool, cookie: int
+) -> tuple[Flow, ...]:
+    entry = Flow(p.L2_LOOKUP, PRIO_ENTRY, Match.of(metadata=net_tag, eth_dst=mac), _to_local_port(tag), cookie=cookie)
+    return (*_port_security(tag, mac, ips, port_security, cookie), entry, *_arp_responder(net_tag, mac, ips, cookie))
 
 
 # Every host but the port's own gets the same flows for it: share one tuple, so
@@ -248,13 +259,11 @@ def _remote_port_flows(
     return (entry, *_arp_responder(net_tag, mac, ips, cookie))
 
 
-def _port_security(port: Port, cookie: int) -> list[Flow]:
-    tag = port.tag
-    if not port.port_security_enabled:
+def _port_security(tag: int, mac: str, ips: tuple[str, ...], enabled: bool, cookie: int) -> list[Flow]:
+    if not enabled:
         return [Flow(p.PORT_SECURITY, PRIO_ENTRY, Match.of(reg6=tag), goto=p.EGRESS_CT, cookie=cookie)]
-    mac = port.mac_address
     flows = []
-    for ip in port.ips:
+    for ip in ips:
         if not is_ipv4(ip):  # IPv6 is not supported: its packets are dropped
             continue
         flows.append(
@@ -300,7 +309,7 @@ class L2Feature(Feature):
     """Networks and ports: classification, port security, ARP responder, switching and flooding over VXLAN."""
 
     name = p.L2
-    group_kinds = ("network", "port")
+    group_kinds = ("network", "flood", "port")
     number = 1
 
     def compile(self, topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:
@@ -309,15 +318,18 @@ class L2Feature(Feature):
             return host_flows()
         if kind == "network":
             return network_flows(topo, obj_id, host)
+        if kind == "flood":
+            return flood_flows(topo, obj_id, host)
         return port_flows(topo, obj_id, host)
 
     def cookie(self, topo: Topology, key: GroupKey) -> int | None:
         kind, obj_id = key
         if kind == HOST_KIND:
             return make_cookie(CookieKind.PIPELINE, self.number)
-        if kind == "network":
+        if kind in ("network", "flood"):
             net = topo.networks.get(obj_id)
-            return make_cookie(CookieKind.NETWORK, net.tag) if net else None
+            kind_of = CookieKind.NETWORK if kind == "network" else CookieKind.NETWORK_FLOOD
+            return make_cookie(kind_of, net.tag) if net else None
         port = topo.ports.get(obj_id)
         return make_cookie(CookieKind.PORT, port.tag) if port else None
 
@@ -325,6 +337,7 @@ class L2Feature(Feature):
         yield (HOST_KIND, self.name)
         for net_id in sorted(topo.networks_of_host(host)):
             yield ("network", net_id)
+            yield ("flood", net_id)
             for pid, port in topo.ports_by_network.get(net_id, {}).items():
                 if is_vif_port(port):
                     yield ("port", pid)
@@ -335,13 +348,13 @@ class L2Feature(Feature):
             if isinstance(obj, Port):
                 self._port_affects(topo, obj, out)
             elif isinstance(obj, Network):
+                ports = [("port", pid) for pid in topo.ports_by_network.get(obj.id, {})]
                 for h in topo.hosts_of_network(obj.id):
-                    touch(
-                        out, h, ("network", obj.id), *(("port", pid) for pid in topo.ports_by_network.get(obj.id, {}))
-                    )
+                    touch(out, h, ("network", obj.id), ("flood", obj.id), *ports)
             elif isinstance(obj, Subnet):
+                # Its DHCP setting decides whether the localport serves: its entry, ARP answers and flooding.
                 for h in topo.hosts_of_network(obj.network_id):
-                    touch(out, h, ("network", obj.network_id))
+                    touch(out, h, ("network", obj.network_id), ("flood", obj.network_id))
             elif isinstance(obj, Instance):
                 # Its ports' hostname and project (in their local specs) come from it.
                 for port in topo.ports_by_device.get(obj.id, {}).values():
@@ -352,21 +365,28 @@ class L2Feature(Feature):
                 touch(out, obj.id, ALL_GROUPS)
                 for port in topo.vif_ports_by_host.get(obj.id, {}).values():
                     for h in topo.hosts_of_network(port.network_id):
-                        touch(out, h, ("port", port.id), ("network", port.network_id))
+                        touch(out, h, ("port", port.id), ("flood", port.network_id))
         return out
 
     @staticmethod
     def _port_affects(topo: Topology, port: Port, out: HostGroups) -> None:
         net_id = port.network_id
+        if not is_vif_port(port):  # the network's DHCP/metadata localport, present on every host of the network
+            for h in topo.hosts_of_network(net_id):
+                touch(out, h, ("network", net_id), ("flood", net_id))
+            return
+        # Every host of the network has an entry for the port; only its own host's flooding lists it...
         hosts = topo.hosts_of_network(net_id)
-        if is_vif_port(port):
-            hosts.add(port.binding_host_id)
+        for h in hosts:
+            touch(out, h, ("port", port.id))
+        touch(out, port.binding_host_id, ("port", port.id), ("flood", net_id))
+        # ...unless the port alone puts its host on the network: then every other host's flooding
+        # gains or loses a tunnel to it.
+        if topo.network_hosts.get(net_id, {}).get(port.binding_host_id) == 1:
             for h in hosts:
-                touch(out, h, ("port", port.id), ("network", net_id))
-        else:  # the network's DHCP/metadata localport, present on every host of the network
-            for h in hosts:
-                touch(out, h, ("network", net_id))
+                touch(out, h, ("flood", net_id))
 
     def membership(self, topo: Topology, host: str, network_id: str) -> set[GroupKey]:
         # Joining a network brings its flooding, its localport and every remote port's entry.
-        return {("network", network_id), *(("port", pid) for pid in topo.ports_by_network.get(network_id, {}))}
+        ports = (("port", pid) for pid in topo.ports_by_network.get(network_id, {}))
+        return {("network", network_id), ("flood", network_id), *ports}

@@ -43,6 +43,8 @@ class Topology:
         self.ports_by_network: dict[str, dict[str, Port]] = defaultdict(dict)
         self.ports_by_device: dict[str, dict[str, Port]] = defaultdict(dict)
         self.vif_ports_by_host: dict[str, dict[str, Port]] = defaultdict(dict)
+        # (host, network id) -> that network's VIF ports on that host (a host's flooding lists them)
+        self.vif_ports_by_host_network: dict[tuple[str, str], dict[str, Port]] = defaultdict(dict)
         # network id -> host -> number of VIF ports of that network on that host
         self.network_hosts: dict[str, dict[str, int]] = defaultdict(dict)
         # the same counts by host -> network: networks_of_host runs on every port event and recompile
@@ -51,8 +53,9 @@ class Topology:
         # (host, network) pairs whose membership flipped (the host's first port on the network came,
         # or its last went) since the last ``take_membership_changes``: features react to them.
         self._membership_changes: list[tuple[str, str]] = []
-        # Tunnel peers change only when a host joins or leaves a network or an agent changes:
-        # cached per host, dropped whenever one of those happens (asked for at every recompile).
+        # host -> other host -> number of networks they share; a host's tunnel peers (asked for at
+        # every recompile) are cached and dropped only when its peer set or an agent changes.
+        self._shared: dict[str, dict[str, int]] = defaultdict(dict)
         self._peers: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------ mutation
@@ -110,9 +113,10 @@ class Topology:
         if is_vif_port(port):
             host = port.binding_host_id
             self.vif_ports_by_host[host][port.id] = port
+            self.vif_ports_by_host_network[(host, port.network_id)][port.id] = port
             if _count(self.network_hosts, port.network_id, host, +1) == 1:
                 self._membership_changes.append((host, port.network_id))
-                self._peers.clear()
+                self._share(host, port.network_id, +1)
             _count(self.host_networks, host, port.network_id, +1)
 
     def _remove_port(self, port_id: str) -> None:
@@ -138,10 +142,24 @@ class Topology:
                 local.pop(port_id, None)
                 if not local:
                     del self.vif_ports_by_host[host]
+            on_net = self.vif_ports_by_host_network.get((host, port.network_id))
+            if on_net is not None:
+                on_net.pop(port_id, None)
+                if not on_net:
+                    del self.vif_ports_by_host_network[(host, port.network_id)]
             if _count(self.network_hosts, port.network_id, host, -1) == 0:
                 self._membership_changes.append((host, port.network_id))
-                self._peers.clear()
+                self._share(host, port.network_id, -1)
             _count(self.host_networks, host, port.network_id, -1)
+
+    def _share(self, host: str, network_id: str, step: int) -> None:
+        """``host`` joined (+1) or left (-1) ``network_id``: count the networks it shares with each other host."""
+        for other in self.network_hosts.get(network_id, ()):
+            if other == host:
+                continue
+            for a, b in ((host, other), (other, host)):
+                if _count(self._shared, a, b, step) in (0, 1):  # b became or stopped being a's peer
+                    self._peers.pop(a, None)
 
     def take_membership_changes(self) -> list[tuple[str, str]]:
         """The (host, network) pairs that joined or left since the last call (a pair may flip back)."""
@@ -163,12 +181,7 @@ class Topology:
         """Tunnel IPs of the other registered hosts that share a network with ``host``."""
         cached = self._peers.get(host)
         if cached is None:
-            peers = {
-                ip
-                for net_id in self.host_networks.get(host, ())
-                for other in self.network_hosts.get(net_id, ())
-                if other != host and (ip := self.tunnel_ip(other)) is not None
-            }
+            peers = {ip for other in self._shared.get(host, ()) if (ip := self.tunnel_ip(other)) is not None}
             cached = self._peers[host] = tuple(sorted(peers))
         return cached
 

@@ -37,7 +37,7 @@ from controller.model import Port
 from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
 from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
-from dataplane.contract.cookie import CookieKind, describe_cookie, make_cookie, split_cookie
+from dataplane.contract.cookie import CookieKind, describe_cookie, owner_labels, split_cookie
 from dataplane.contract.fields import (
     ETH_TYPE_ARP,
     ETH_TYPE_IPV4,
@@ -186,17 +186,11 @@ def network_label(topo: Topology, network_id: str) -> str:
 
 def owner_names(topo: Topology) -> dict[int, str]:
     """Cookie -> the object that owns the flow, by name ("port vm1", "network blue", "binding of port vm1")."""
-    names: dict[int, str] = {make_cookie(CookieKind.PIPELINE): "pipeline"}
-    for net in topo.networks.values():
-        names[make_cookie(CookieKind.NETWORK, net.tag)] = f"network {net.name or net.id}"
-    for port in topo.ports.values():
-        label = f"port {port_label(port)}"
-        names[make_cookie(CookieKind.PORT, port.tag)] = label
-        names[make_cookie(CookieKind.PORT_BINDING, port.tag)] = f"binding of {label}"
-        names[make_cookie(CookieKind.LOCALPORT, port.tag)] = (
-            f"localport of network {network_label(topo, port.network_id)}"
-        )
-    return names
+    return owner_labels(
+        ((net.tag, f"network {net.name or net.id}") for net in topo.networks.values()),
+        ((port.tag, f"port {port_label(port)}") for port in topo.ports.values()),
+        ((dhcp.tag, f"network {network_label(topo, dhcp.network_id)}") for dhcp in topo.dhcp_ports.values()),
+    )
 
 
 def _owner(names: dict[int, str], cookie: int) -> str:

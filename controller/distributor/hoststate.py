@@ -156,8 +156,22 @@ def _put(table: dict[str, Spec], key: str, spec: Spec | None, upserted: list[str
 # ---------------------------------------------------------------- protobuf
 
 
+# Groups identical on many hosts (a port's entry on every other host of its network) come from the
+# compiler as one shared tuple: encode it once. The cache holds the tuple, so its id stays unique.
+_GROUP_PROTOS: dict[int, tuple[tuple[Flow, ...], int, agent_pb2.FlowGroup]] = {}
+_GROUP_PROTOS_MAX = 1 << 16
+
+
 def group_to_proto(cookie: int, flows: tuple[Flow, ...]) -> agent_pb2.FlowGroup:
-    return encode.group_to_proto(cookie, (encode.to_wire(f) for f in flows))
+    """The FlowGroup message of ``flows`` (callers copy it into their own messages, as protobuf does)."""
+    hit = _GROUP_PROTOS.get(id(flows))
+    if hit is not None and hit[0] is flows and hit[1] == cookie:
+        return hit[2]
+    group = encode.group_to_proto(cookie, (encode.to_wire(f) for f in flows))
+    if len(_GROUP_PROTOS) >= _GROUP_PROTOS_MAX:
+        _GROUP_PROTOS.clear()
+    _GROUP_PROTOS[id(flows)] = (flows, cookie, group)
+    return group
 
 
 def port_to_proto(s: LocalPortSpec) -> agent_pb2.LocalPort:

@@ -20,7 +20,7 @@ import grpc
 
 from controller.distributor.distributor import Distributor
 from controller.distributor.status import HostFacts, PortStatusTracker
-from controller.model import Agent, Network, Port
+from controller.model import OWNER_DHCP, Agent, Network, Port
 from controller.store.base import Store
 from dataplane.common.logs import get_logger
 from dataplane.contract.cookie import describe_cookie, owner_labels
@@ -199,10 +199,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
 def _owner_names(store: Store) -> dict[int, str]:
     """Cookie -> "port <id> (<name>)" for every object that can own flows."""
-    networks = [(n.tag, f"network {n.id} ({n.name})") for n in store.list("network") if isinstance(n, Network)]
-    ports = [
-        (p.tag, f"port {p.id} ({p.name or p.device_owner or p.mac_address})")
-        for p in store.list("port")
-        if isinstance(p, Port)
-    ]
-    return owner_labels(networks, ports)
+    nets = {n.id: f"network {n.id} ({n.name})" for n in store.list("network") if isinstance(n, Network)}
+    networks = [(n.tag, nets[n.id]) for n in store.list("network") if isinstance(n, Network)]
+    all_ports = [p for p in store.list("port") if isinstance(p, Port)]
+    ports = [(p.tag, f"port {p.id} ({p.name or p.device_owner or p.mac_address})") for p in all_ports]
+    localports = [(p.tag, nets.get(p.network_id, p.network_id)) for p in all_ports if p.device_owner == OWNER_DHCP]
+    return owner_labels(networks, ports, localports)

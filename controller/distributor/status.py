@@ -34,8 +34,9 @@ from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
 
-# (port_id, status, stages) -> None; persists output-only port fields.
-StatusWriter = Callable[[str, str, tuple[PortStage, ...]], None]
+# [(port_id, status, stages)] -> None; persists output-only port fields, all in one commit.
+StatusWriter = Callable[[list[tuple[str, str, tuple[PortStage, ...]]]], object]
+WRITE_BATCH = 512  # ports per status commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +107,10 @@ class PortStatusTracker:
     """Joins compile events and agent reports, and writes a port's status when it changes.
 
     Callers only record facts; a writer thread turns them into store commits a
-    moment later (``DELAY``), coalescing bursts. A status write is a commit with
-    events of its own: done inline it would compete, at the worst moment, with
-    the delta just queued for the agent and with the API call that caused it.
+    moment later (``DELAY``), coalescing bursts: every port whose status changed
+    meanwhile goes in one commit. A status write is a commit with events of its
+    own: done inline it would compete, at the worst moment, with the delta just
+    queued for the agent and with the API call that caused it.
     """
 
     DELAY = 0.005  # seconds
@@ -179,17 +181,37 @@ class PortStatusTracker:
     def _write_pending(self) -> None:
         with self.lock:
             pending, self._pending = self._pending, set()
+        changes: list[tuple[Port, str, tuple[PortStage, ...], bool]] = []
         for pid in pending:
             try:
-                self._refresh(pid)
+                change = self._refresh(pid)
             except Exception:
                 log.exception("port status refresh failed", port_id=pid)
+                continue
+            if change is not None:
+                changes.append(change)
+        for start in range(0, len(changes), WRITE_BATCH):
+            batch = changes[start : start + WRITE_BATCH]
+            try:
+                self.writer([(port.id, status, stages) for port, status, stages, _ in batch])
+            except Exception as exc:
+                log.warning("port statuses not written", ports=len(batch), error=str(exc))
+                continue
+            for port, status, _, registered in batch:
+                if status == port.status:
+                    continue
+                if registered:
+                    log.info("port status", port_id=port.id, status=status, host=port.binding_host_id)
+                else:
+                    host = port.binding_host_id
+                    log.warning("port binding failed", port_id=port.id, status=status, host=host, reason="no agent")
 
-    def _refresh(self, port_id: str) -> None:
+    def _refresh(self, port_id: str) -> tuple[Port, str, tuple[PortStage, ...], bool] | None:
+        """The port's new (status, stages), or None when they stand."""
         port = self.store.get("port", port_id)
         if not isinstance(port, Port):
             self.forget(port_id)
-            return
+            return None
         with self.lock:
             compiled_at = self.compiled.get(port_id)
             facts = self.facts.get(port_id)
@@ -197,17 +219,8 @@ class PortStatusTracker:
         registered = not host or isinstance(self.store.get("agent", host), Agent)
         status, stages = compute_stages(port, compiled_at, facts, time.time(), registered)
         if status == port.status and _same(stages, port.stages):
-            return
-        try:
-            self.writer(port_id, status, stages)
-        except Exception as exc:  # the port may be deleted meanwhile
-            log.info("port status not written", port_id=port_id, status=status, error=str(exc))
-            return
-        if status != port.status:
-            if registered:
-                log.info("port status", port_id=port_id, status=status, host=host)
-            else:
-                log.warning("port binding failed", port_id=port_id, status=status, host=host, reason="no agent")
+            return None
+        return port, status, stages, registered
 
 
 def _same(a: tuple[PortStage, ...], b: tuple[PortStage, ...]) -> bool:

@@ -31,6 +31,7 @@ class CookieKind(IntEnum):
     ROUTER = 0x06
     SECURITY_GROUP_RULE = 0x07
     FLOATING_IP = 0x08
+    NETWORK_FLOOD = 0x10  # a network's flooding on one host: its local ports and tunnels to its other hosts
 
 
 def make_cookie(kind: CookieKind, tag: int = 0) -> int:
@@ -58,16 +59,21 @@ def describe_cookie(cookie: int) -> str:
     return kind.name.lower() if kind is CookieKind.PIPELINE else f"{kind.name.lower()} tag {tag}"
 
 
-def owner_labels(networks: Iterable[tuple[int, str]], ports: Iterable[tuple[int, str]]) -> dict[int, str]:
-    """Cookie -> who owns the flow, from (tag, label) pairs of networks and ports.
+def owner_labels(
+    networks: Iterable[tuple[int, str]], ports: Iterable[tuple[int, str]], localports: Iterable[tuple[int, str]] = ()
+) -> dict[int, str]:
+    """Cookie -> who owns the flow, from (tag, label) pairs of networks, ports and localports.
 
-    A label names the object for people, e.g. ``network 91c0... (blue)``.
+    A label names the object for people, e.g. ``network blue``; a localport's is the
+    label of the network it serves (its flows read "localport of network blue").
     """
     names: dict[int, str] = {make_cookie(CookieKind.PIPELINE): "pipeline"}
     for tag, label in networks:
         names[make_cookie(CookieKind.NETWORK, tag)] = label
+        names[make_cookie(CookieKind.NETWORK_FLOOD, tag)] = "flooding of " + label
     for tag, label in ports:
         names[make_cookie(CookieKind.PORT, tag)] = label
         names[make_cookie(CookieKind.PORT_BINDING, tag)] = "binding of " + label
-        names[make_cookie(CookieKind.LOCALPORT, tag)] = "localport " + label
+    for tag, label in localports:
+        names[make_cookie(CookieKind.LOCALPORT, tag)] = "localport of " + label
     return names

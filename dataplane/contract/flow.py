@@ -9,6 +9,7 @@ flows compare and hash equal whatever spelling built them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal, Union, get_args
 
 from dataplane.contract.fields import FIELDS, OFPP_IN_PORT, FieldSpec, format_value, to_int
@@ -25,6 +26,8 @@ class MatchField:
         return FIELDS[self.name]
 
 
+# The same few (field, value) pairs recur in most flows: normalising them is a hot path of compiling.
+@lru_cache(maxsize=1 << 16)
 def _normalise(name: str, raw: int | str | tuple[int | str, int | str]) -> MatchField:
     spec = FIELDS.get(name)
     if spec is None:

@@ -112,7 +112,7 @@ def test_another_networks_port_is_never_reached(world: World) -> None:
     assert names == {("h1", "localport of network red"), ("h2", "r2"), ("h2", "localport of network red")}
     assert b1.id not in {o.port_id for o in t.deliveries}
     flood = [s for s in t.hops[0].steps if s.table_name == "l2_lookup"]
-    assert [s.owner for s in flood] == ["network red"], "the flood flow belongs to the network"
+    assert [s.owner for s in flood] == ["flooding of network red"], "the flood flow belongs to the network"
 
 
 def test_a_network_alone_on_its_host_drops_an_unknown_destination(world: World) -> None:
