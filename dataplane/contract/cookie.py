@@ -29,8 +29,10 @@ class CookieKind(IntEnum):
     PORT_BINDING = 0x04  # rendered by the agent: in_port classification and delivery
     LOCALPORT = 0x05  # rendered by the agent: the DHCP/metadata namespace's port
     ROUTER = 0x06
-    SECURITY_GROUP_RULE = 0x07
+    SECURITY_GROUP = 0x07  # a referenced remote group's conj_id flow, one direction (tag: group tag * 2 + dir)
     FLOATING_IP = 0x08
+    SG_PORT = 0x09  # a port's security-group flows: its conntrack entry and its rules (tag: the port's tag)
+    SG_ADDRESS = 0x0A  # remote groups' member flows for one address (tag: prefix length << 32 | IPv4 address)
     NETWORK_FLOOD = 0x10  # a network's flooding on one host: its local ports and tunnels to its other hosts
 
 
