@@ -58,13 +58,19 @@ def describe_cookie(cookie: int) -> str:
         kind, tag = split_cookie(cookie)
     except ValueError:
         return f"foreign cookie {cookie:#x}"
+    if kind is CookieKind.SG_ADDRESS:
+        address = ".".join(str((tag >> s) & 0xFF) for s in (24, 16, 8, 0))
+        return f"security group members at {address}/{tag >> 32}"
     return kind.name.lower() if kind is CookieKind.PIPELINE else f"{kind.name.lower()} tag {tag}"
 
 
 def owner_labels(
-    networks: Iterable[tuple[int, str]], ports: Iterable[tuple[int, str]], localports: Iterable[tuple[int, str]] = ()
+    networks: Iterable[tuple[int, str]],
+    ports: Iterable[tuple[int, str]],
+    localports: Iterable[tuple[int, str]] = (),
+    security_groups: Iterable[tuple[int, str]] = (),
 ) -> dict[int, str]:
-    """Cookie -> who owns the flow, from (tag, label) pairs of networks, ports and localports.
+    """Cookie -> who owns the flow, from (tag, label) pairs of networks, ports, localports and security groups.
 
     A label names the object for people, e.g. ``network blue``; a localport's is the
     label of the network it serves (its flows read "localport of network blue").
@@ -76,6 +82,11 @@ def owner_labels(
     for tag, label in ports:
         names[make_cookie(CookieKind.PORT, tag)] = label
         names[make_cookie(CookieKind.PORT_BINDING, tag)] = "binding of " + label
+        names[make_cookie(CookieKind.SG_PORT, tag)] = "security groups of " + label
     for tag, label in localports:
         names[make_cookie(CookieKind.LOCALPORT, tag)] = "localport of " + label
+    for tag, label in security_groups:
+        # A referenced remote group's conjunctions, one per direction (conj_id = tag * 2 + direction).
+        names[make_cookie(CookieKind.SECURITY_GROUP, tag * 2)] = f"{label} as remote group, ingress rules"
+        names[make_cookie(CookieKind.SECURITY_GROUP, tag * 2 + 1)] = f"{label} as remote group, egress rules"
     return names
