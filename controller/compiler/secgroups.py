@@ -477,3 +477,46 @@ def _group_affects(topo: Topology, group_id: str, out: HostGroups) -> None:
     for rule in index.rules_by_remote.get(group_id, {}).values():
         for port in index.ports_by_group.get(rule.security_group_id, {}).values():
             touch(out, port.binding_host_id, ("sg-port", port.id))
+
+
+# ---------------------------------------------------------------- explaining flows (loomctl trace)
+
+# Why a packet ends in a host-wide drop of an ACL table, by priority.
+DROP_REASONS = {
+    PRIO_INVALID: "conntrack finds it invalid (+inv): no connection it could start or belong to",
+    PRIO_BLOCKED_RELATED: "its connection is blocked: the rule that allowed it was removed",
+    PRIO_BLOCKED_REPLY: "its connection is blocked: the rule that allowed it was removed",
+    PRIO_BLOCK_ESTABLISHED: "no rule of the port's security groups allows it any more: its connection is now "
+    "blocked both ways",
+    PRIO_DROP_TRACKED: "no rule of the port's security groups allows it (default deny)",
+}
+
+
+def rules_behind(topo: Topology, flow: Flow) -> list[SecurityGroupRule]:
+    """The rules a port's rule flow (``SG_PORT`` cookie, priority PRIO_RULE or PRIO_CONJ) was compiled from."""
+    if flow.priority not in (PRIO_RULE, PRIO_CONJ) or flow.table not in (p.EGRESS_ACL, p.INGRESS_ACL):
+        return []
+    direction = "egress" if flow.table == p.EGRESS_ACL else "ingress"
+    reg = _TABLES[direction][3]
+    tag_field = flow.match.get(reg)
+    if tag_field is None:
+        return []
+    port = next((q for q in topo.ports.values() if q.tag == tag_field.value), None)
+    if port is None:
+        return []
+    index = topo.secgroups
+    out = []
+    for rule in index.port_rules(port):
+        spec = rule_spec(index, rule)
+        if spec is None or spec[0] != direction:
+            continue
+        remote_field = _TABLES[direction][4]
+        remote = _prefix_match(spec[6]) if spec[6] else None
+        for fields in _l4_matches(spec):
+            fields[reg] = port.tag
+            if remote is not None and not spec[7]:
+                fields[remote_field] = remote
+            if Match.of(**fields) == flow.match and bool(spec[7]) == (flow.priority == PRIO_CONJ):
+                out.append(rule)
+                break
+    return out

@@ -275,3 +275,22 @@ def test_unknown_remote_group_or_ipv6_rule_compiles_to_nothing() -> None:
     assert len(flows) == 2, [f.text() for f in flows]  # the two conntrack entries, no rule
     topo.put(replace(port, port_security_enabled=False, security_groups=()))
     assert port_flows(topo, "p", "h1") == ()
+
+
+def test_the_trace_names_the_rule_the_remote_group_and_why_a_packet_dropped() -> None:
+    from controller.compiler.trace import build_packet, trace_from_port
+
+    h = default_group_harness()
+    topo = h.world.topo
+    p0, p2, p3 = (topo.ports[f"port-{n}"] for n in ("p0", "p2", "p3"))
+    allowed = trace_from_port(topo, p0, build_packet(topo, p0, "tcp", dst=p2, dst_port=22))
+    assert [d.port_name for d in allowed.deliveries] == ["p2"]
+    owners = [s.owner for hop in allowed.hops for s in hop.steps]
+    assert any(o.startswith("security groups of port p0: rule ") and "of group g0" in o for o in owners)
+    assert "security group g0 as remote group, ingress rules" in owners
+    refused = trace_from_port(topo, p3, build_packet(topo, p3, "tcp", dst=p0, dst_port=22))
+    assert not refused.deliveries
+    assert (
+        refused.hops[-1].drop_reason
+        == "security groups: no rule of the port's security groups allows it (default deny)"
+    )
