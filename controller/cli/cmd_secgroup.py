@@ -58,7 +58,8 @@ RULE_COLUMNS = [
 
 
 def rule_line(r: resources_pb2.SecurityGroupRule) -> str:
-    return f"{r.id}  {r.direction:<7} {r.ethertype} {r.protocol or 'any'} {_ports(r)} from/to {_remote(r)}"
+    side = "from" if r.direction == "ingress" else "to"
+    return f"{r.id}  {r.direction:<7} {r.ethertype} {r.protocol or 'any'} {_ports(r)} {side} {_remote(r)}"
 
 
 def show_group(cli: Cli, g: resources_pb2.SecurityGroup) -> None:
