@@ -106,7 +106,15 @@ class PortResource(ResourceApi):
                 allowed_address_pairs=pairs,
             )
             self._commit([*extra, port])  # a default group created for it comes in the same commit
-            log.info("port created", port_id=port.id, network_id=net.id, mac=mac, ips=",".join(port.ips), host=host)
+            log.info(
+                "port created",
+                port_id=port.id,
+                network_id=net.id,
+                mac=mac,
+                ips=",".join(port.ips),
+                host=host,
+                security_groups=",".join(groups),
+            )
             return self._get("port", port.id)
 
     @staticmethod
