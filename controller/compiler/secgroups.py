@@ -442,7 +442,7 @@ def _port_affects(topo: Topology, port: Port, out: HostGroups) -> None:
     if not filtered(port):
         return
     index = topo.secgroups
-    held = topo.ports.get(port.id) == port  # is this version the one the index counts?
+    held = _counted(topo.ports.get(port.id), port)
     # As a member: its addresses' flows on every host referencing one of its groups.
     addresses = [("sg-address", a) for a in port_addresses(port)]
     for group_id in dict.fromkeys(port.security_groups):
@@ -455,9 +455,32 @@ def _port_affects(topo: Topology, port: Port, out: HostGroups) -> None:
             _touch_remote(topo, out, host, group_id, direction)
 
 
+def _counted(held: Port | None, port: Port) -> bool:
+    """Whether the index counts ``port``'s contribution: the topology holds a version of it that is the same in
+    everything the index reads. (Not plain equality: the distributor skips status-only updates, so the
+    topology's copy of a port may be older than the event's, in status and stages only.)"""
+    return held is not None and _index_view(held) == _index_view(port)
+
+
+def _index_view(port: Port) -> tuple[object, ...]:
+    return (
+        port.binding_host_id,
+        port.device_owner,
+        port.port_security_enabled,
+        port.security_groups,
+        port.fixed_ips,
+        port.allowed_address_pairs,
+    )
+
+
 def _rule_affects(topo: Topology, rule: SecurityGroupRule, out: HostGroups) -> None:
     index = topo.secgroups
-    held = index.rules.get(rule.id) == rule
+    stored = index.rules.get(rule.id)
+    held = stored is not None and (stored.security_group_id, stored.direction, stored.remote_group_id) == (
+        rule.security_group_id,
+        rule.direction,
+        rule.remote_group_id,
+    )
     ports_on: dict[str, int] = {}
     for port in index.ports_by_group.get(rule.security_group_id, {}).values():
         touch(out, port.binding_host_id, ("sg-port", port.id))

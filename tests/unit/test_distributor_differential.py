@@ -36,7 +36,7 @@ from controller.compiler.host import FEATURES, compile_host
 from controller.compiler.topology import Topology
 from controller.distributor.distributor import Distributor, in_dataplane
 from controller.distributor.hoststate import network_to_proto, port_to_proto
-from controller.model import Agent, Port
+from controller.model import Agent, Port, PortStage
 from controller.store.sqlite import SqliteStore
 from dataplane.contract.encode import to_wire
 from dataplane.desired import DesiredState
@@ -233,6 +233,14 @@ class DistributorMachine(RuleBasedStateMachine):
         net_id = data.draw(st.sampled_from(self.networks))
         if self._try(self.api.networks.delete, net_id) is not None:
             self.networks.remove(net_id)
+
+    @precondition(lambda self: self.ports)
+    @rule(data=st.data(), status=st.sampled_from(("ACTIVE", "DOWN", "BUILD")))
+    def agent_reports_status(self, data: st.DataObject, status: str) -> None:
+        """An agent's report: only status and stages change, which the distributor skips (the topology keeps an
+        older copy of the port, so later events' old objects differ from it)."""
+        stages = (PortStage("accepted", True), PortStage("flows_installed", status == "ACTIVE"))
+        self._try(self.api.ports.update_status, data.draw(st.sampled_from(self.ports)), status, stages)
 
     # ---------------------------------------------------------------- security groups
 
