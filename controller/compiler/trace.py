@@ -38,7 +38,7 @@ from controller.model import Port
 from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
 from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
-from dataplane.contract.cookie import CookieKind, describe_cookie, owner_labels, split_cookie
+from dataplane.contract.cookie import CookieKind, describe_cookie, make_cookie, owner_labels, split_cookie
 from dataplane.contract.fields import (
     ETH_TYPE_ARP,
     ETH_TYPE_IPV4,
