@@ -95,6 +95,7 @@ log = get_logger(__name__)
 LAB_CONFIG = LabConfig(hypervisors=1, prefix="labo", mgmt_cidr="198.18.5.0/24", integration_bridge=False)
 HOST = "hv1"
 SWITCH = "ls-ttp"
+PORT_GROUP = "pg_sg"  # bench/secgroups.py: the port group of the security-group baseline
 CIDR = "10.0.0.0/22"
 VM_MTU = 1442  # geneve overhead, what Neutron gives OVN networks on a 1500 underlay
 
@@ -205,6 +206,7 @@ class OvnChassis:
         self._network = ipaddress.ip_network(CIDR)
         self._next_host = 10  # .1-.9 stay free, as a gateway would
         self.version = ""
+        self.port_group: str | None = None  # set by enable_port_group
 
     # -- life cycle -------------------------------------------------------------
 
@@ -385,10 +387,40 @@ class OvnChassis:
         return OvnPort(name, mac, str(ip), self._network.prefixlen)
 
     def add_port(self, port: OvnPort) -> None:
-        """One NB transaction: lsp-add with addresses and port_security. Returns when the NB committed it."""
-        self.nb.lsp_add(SWITCH, port.name, addresses=[port.address], port_security=[port.address]).execute(
-            check_error=True
-        )
+        """One NB transaction: lsp-add with addresses and port_security (and, once ``enable_port_group`` ran,
+        the port joins the group in the same transaction, as Neutron adds a port with its security group).
+        Returns when the NB committed it."""
+        add = self.nb.lsp_add(SWITCH, port.name, addresses=[port.address], port_security=[port.address])
+        if self.port_group is None:
+            add.execute(check_error=True)
+            return
+        with self.nb.transaction(check_error=True) as txn:
+            txn.add(add)
+            txn.add(self.nb.pg_add_ports(self.port_group, add))
+
+    def enable_port_group(self, members: list[str]) -> None:
+        """What Neutron makes of a project's default security group on OVN: one port group (``members`` join
+        it now, later ports as they are added) and two allow-related ACLs: every IPv4 packet out, and in from
+        the group's own addresses (the address set northd keeps for the group)."""
+        self.nb.pg_add(PORT_GROUP, may_exist=True).execute(check_error=True)
+        with self.nb.transaction(check_error=True) as txn:
+            txn.add(
+                self.nb.pg_acl_add(PORT_GROUP, "from-lport", 1002, f"inport == @{PORT_GROUP} && ip4", "allow-related")
+            )
+            txn.add(
+                self.nb.pg_acl_add(
+                    PORT_GROUP,
+                    "to-lport",
+                    1002,
+                    f"outport == @{PORT_GROUP} && ip4 && ip4.src == ${PORT_GROUP}_ip4",
+                    "allow-related",
+                )
+            )
+        rows = [self.nb.lsp_get(name).execute(check_error=True) for name in members]
+        if rows:
+            self.nb.pg_add_ports(PORT_GROUP, rows).execute(check_error=True)
+        self.port_group = PORT_GROUP
+        self.sync()
 
     def delete_port(self, name: str) -> None:
         self.nb.lsp_del(name, SWITCH, if_exists=True).execute(check_error=True)

@@ -63,8 +63,17 @@ from vif.names import vif_device_name
 from vif.plug import plug_veth
 
 
-def new_port(loom: LoomLab, net: LabNetwork, name: str, host: str = "") -> resources_pb2.Port:
-    port = resources_pb2.Port(network_id=net.id, name=name, binding_host_id=host, device_owner="compute:bench")
+def new_port(
+    loom: LoomLab, net: LabNetwork, name: str, host: str = "", port_security: bool = True
+) -> resources_pb2.Port:
+    """A port of the project's default security group (every port gets it), or one without port security."""
+    port = resources_pb2.Port(
+        network_id=net.id,
+        name=name,
+        binding_host_id=host,
+        device_owner="compute:bench",
+        port_security_enabled=port_security,
+    )
     return loom.network.CreatePort(network_pb2.CreatePortRequest(port=port), timeout=10)
 
 
@@ -97,12 +106,14 @@ def bind_case(loom: LoomLab, net: LabNetwork, target: Vm, n: int, tag: str) -> l
     return times
 
 
-def plug_case(loom: LoomLab, net: LabNetwork, target: Vm, n: int) -> tuple[list[float], list[float]]:
+def plug_case(
+    loom: LoomLab, net: LabNetwork, target: Vm, n: int, port_security: bool = True
+) -> tuple[list[float], list[float]]:
     """(b): port bound first (flows in place), then the VIF is attached; dynamic ARP."""
     times, attach = [], []
     hv = loom.lab.hv("hv1")
     for i in range(n):
-        port = new_port(loom, net, f"plug{i}", host="hv1")
+        port = new_port(loom, net, f"plug{i}", host="hv1", port_security=port_security)
         loom.wait_port_stage(port.id, "flows_installed")
         ip = port.fixed_ips[0].ip_address
         name = f"plug{i}"

@@ -31,12 +31,13 @@ from controller import config as config_module
 from controller.api.convert import Presenter
 from controller.api.network_api import NetworkApi, NetworkSettings
 from controller.api.network_servicer import NetworkExtras, NetworkServicer
+from controller.api.security_servicer import SecurityGroupServicer
 from controller.config import ControllerConfig
 from controller.ready_file import write_ready_file
 from controller.store.base import Store, StoreError
 from controller.store.sqlite import SqliteStore
 from dataplane.common.logs import get_logger, setup_logging
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
+from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, security_pb2, security_pb2_grpc
 
 log = get_logger("controller.main")
 
@@ -158,9 +159,13 @@ def build_server(
     extras = network_extras(ctx) if network_extras is not None else None
     network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(ctx.network, ctx.presenter, extras), server)
     compute_pb2_grpc.add_ComputeServiceServicer_to_server(ComputeServicer(ctx.compute, ctx.presenter), server)
+    security_pb2_grpc.add_SecurityGroupServiceServicer_to_server(
+        SecurityGroupServicer(ctx.network, ctx.presenter), server
+    )
     names = [
         network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
         compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name,
+        security_pb2.DESCRIPTOR.services_by_name["SecurityGroupService"].full_name,
     ]
     for register in extra_services:
         names.extend(register(server, ctx) or ())

@@ -136,6 +136,15 @@ class PortStage:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressPair:
+    """An allowed address pair: an IPv4 address or CIDR (canonical text; a host is written without /32)
+    the port may also send from, with the MAC it uses for it ("": the port's own)."""
+
+    ip_address: str
+    mac_address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Port(Resource):
     KIND: ClassVar[str] = "port"
 
@@ -154,6 +163,9 @@ class Port(Resource):
     port_security_enabled: bool = True
     status: str = PORT_DOWN
     stages: tuple[PortStage, ...] = ()
+    # Ids of its security groups (only with port security enabled; empty: all IP traffic is dropped).
+    security_groups: tuple[str, ...] = ()
+    allowed_address_pairs: tuple[AddressPair, ...] = ()
 
     @property
     def ips(self) -> tuple[str, ...]:
@@ -191,7 +203,48 @@ class Agent(Resource):
     version: str = ""
 
 
-RESOURCE_TYPES: dict[str, type[Resource]] = {c.KIND: c for c in (Network, Subnet, Port, Instance, Agent)}
+# Security groups (Neutron's API): a group is a set of allow rules; rules are objects of their own.
+DIRECTIONS = ("ingress", "egress")
+DEFAULT_SECURITY_GROUP = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityGroup(Resource):
+    KIND: ClassVar[str] = "security_group"
+
+    name: str = ""
+    description: str = ""
+    project_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityGroupRule(Resource):
+    """One allow rule. Immutable once created (as in Neutron): change it by adding a new one and deleting it.
+
+    ``protocol``: "" (any), "tcp", "udp", "icmp" or another IP protocol number as decimal text.
+    Port range (tcp/udp) and ICMP type/code: None means any. ``remote_ip_prefix`` ("" = any) and
+    ``remote_group_id`` exclude each other.
+    """
+
+    KIND: ClassVar[str] = "security_group_rule"
+
+    security_group_id: str = ""
+    project_id: str = ""
+    direction: str = "ingress"
+    ethertype: str = "IPv4"
+    protocol: str = ""
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    remote_ip_prefix: str = ""
+    remote_group_id: str = ""
+    description: str = ""
+
+
+RESOURCE_TYPES: dict[str, type[Resource]] = {
+    c.KIND: c for c in (Network, Subnet, Port, Instance, Agent, SecurityGroup, SecurityGroupRule)
+}
 
 
 # ------------------------------------------------------------ (de)serialise
@@ -201,6 +254,7 @@ _NESTED: dict[tuple[str, str], type] = {
     ("subnet", "host_routes"): HostRoute,
     ("port", "fixed_ips"): FixedIP,
     ("port", "stages"): PortStage,
+    ("port", "allowed_address_pairs"): AddressPair,
 }
 
 

@@ -89,6 +89,7 @@ class Agent:
         self.core = AgentCore()
         self._flows_ok_ports: set[str] = set()
         self._installed_revision = 0
+        self._zones: dict[str, int] | None = None  # port -> conntrack zone, as last installed in this run
         self._unsaved = False  # the desired state changed since it was last persisted
         self._last_persist = 0.0
         self._retry_at: float | None = None
@@ -271,9 +272,16 @@ class Agent:
         if self.installer is None and not self._connect_openflow():
             self._flows_ok_ports = set()
             return
-        assert self.installer is not None
+        assert self.installer is not None and self.connection is not None
+        conn = self.connection
+        # A zone a new port takes is emptied before its flows go in; one no port uses any more, after.
+        flush_before, flush_after = self.core.zone_flushes(self._zones, self.desired, self._vif_snapshot())
         try:
+            for zone in sorted(flush_before):
+                conn.flush_ct_zone(zone)
             self.installer.sync(flows)
+            for zone in sorted(flush_after):
+                conn.flush_ct_zone(zone)
         except BundleError as exc:
             self.log.error("flows rejected by the switch; nothing changed", error=str(exc))
             self._flows_ok_ports = set()
@@ -286,6 +294,9 @@ class Agent:
             return
         self._flows_ok_ports = bound
         self._installed_revision = self.desired.revision
+        self._zones = self.core.zones(self.desired)
+        if flush_before or flush_after:
+            self.log.info("conntrack zones flushed", before=sorted(flush_before), after=sorted(flush_after))
 
     def _sync_services(self) -> None:
         d = self.desired

@@ -18,6 +18,13 @@ The core returns what to do. Its rules are unit-tested without a switch
   really gave it.
 - **Report facts, not noise.** A port's facts go to the controller when they
   change, and all of them again after a reconnect.
+- **A port's conntrack zone starts empty.** A VIF's zone is its OpenFlow port
+  number, which a later port on the host may get again: a zone is flushed
+  before the flows of a port newly using it are installed, and after the
+  flows of a port that stopped using it are gone, so no connection of a
+  former port lets packets past a new port's rules. At the first install of
+  an agent's run only the zones of ports whose VIF is not there yet are
+  flushed: live connections survive an agent restart.
 - **Announce new bindings.** When a port's flows are in and its VIF is there,
   a gratuitous ARP for each of its IPv4 addresses goes out as if the VM sent
   it, at 0, 1 and 2 s, so peers that cached an old MAC for a reused address
@@ -117,6 +124,29 @@ class AgentCore:
             if net is not None:
                 flows.extend(to_wire(f) for f in localport_binding_flows(net.localport_tag, net.tag, ofport))
         return Rendered(flows, bound)
+
+    # ------------------------------------------------------------ conntrack zones
+
+    @staticmethod
+    def zones(desired: DesiredState) -> dict[str, int]:
+        """Port -> its conntrack zone (the OpenFlow port number the controller allocated)."""
+        return {p.port_id: p.ofport for p in desired.ports.values() if p.ofport}
+
+    @staticmethod
+    def zone_flushes(
+        installed: Mapping[str, int] | None, desired: DesiredState, vifs: Mapping[str, InterfaceEvent]
+    ) -> tuple[set[int], set[int]]:
+        """(zones to flush before installing ``desired``, zones to flush after).
+
+        ``installed``: the zones of the last state installed in this run (None: nothing installed yet).
+        """
+        wanted = AgentCore.zones(desired)
+        if installed is None:
+            return {z for pid, z in wanted.items() if pid not in vifs}, set()
+        before = {z for pid, z in wanted.items() if installed.get(pid) != z}
+        in_use = set(wanted.values())
+        after = {z for z in installed.values() if z not in in_use}
+        return before, after
 
     # ------------------------------------------------------------ what to report
 

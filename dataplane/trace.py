@@ -176,7 +176,8 @@ def annotate(trace: str, owners: dict[int, str], names: dict[int, str] | None = 
 
 
 def parse_trace(trace: str, in_port: int) -> SwitchTrace:
-    """Where the packet left br-int, read from the actions ofproto/trace printed for it.
+    """Where the packet left br-int, read from the actions ofproto/trace printed for it, in every pass
+    (security groups recirculate through conntrack: the packet leaves in the last one).
 
     The tunnel's VNI and destination are the last ``set_field`` to ``tun_id``
     and ``tun_dst`` before each ``output:65200`` (one flow-based port for all
@@ -189,7 +190,10 @@ def parse_trace(trace: str, in_port: int) -> SwitchTrace:
     lines = trace.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("Final flow:"):
-            break
+            # The end of one pass. After a ct(table=N) the trace resumes in a pass of its own
+            # ("recirc(0x1) - resume conntrack ..."), whose bridge("br-int") header comes next.
+            bridge = ""
+            continue
         header = _BRIDGE.match(line)
         if header:
             bridge = header.group(1)

@@ -21,12 +21,12 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from controller.api.errors import invalid
-from controller.model import Instance, Network, Port, Resource, Subnet
+from controller.model import Instance, Network, Port, Resource, SecurityGroup, SecurityGroupRule, Subnet
 from controller.store.base import Event, EventType
 from protos.loom.v1 import network_pb2, resources_pb2
 
 # The kinds the API shows (a WatchEvent can carry); the store may hold others (e.g. agents).
-PRESENTED_KINDS = ("network", "subnet", "port", "instance")
+PRESENTED_KINDS = ("network", "subnet", "port", "instance", "security_group", "security_group_rule")
 
 _WATCH_TYPES = {
     EventType.CREATED: network_pb2.WatchEvent.CREATED,
@@ -76,6 +76,7 @@ class Lookups(Protocol):
     def vif_details(self, port: Port) -> dict[str, str]: ...
 
     def binding(self, port: Port) -> tuple[str, str]: ...
+    def security_group_rules_of(self, group_id: str) -> list[SecurityGroupRule]: ...
 
 
 class Presenter:
@@ -146,6 +147,11 @@ class Presenter:
             updated_at=p.updated_at,
             binding_vif_type=vif_type,
             binding_failure_reason=failure,
+            security_groups=p.security_groups,
+            allowed_address_pairs=[
+                resources_pb2.AddressPair(ip_address=a.ip_address, mac_address=a.mac_address)
+                for a in p.allowed_address_pairs
+            ],
         )
 
     def instance(self, i: Instance) -> resources_pb2.Instance:
@@ -167,6 +173,41 @@ class Presenter:
             updated_at=i.updated_at,
         )
 
+    def security_group(self, g: SecurityGroup) -> resources_pb2.SecurityGroup:
+        return resources_pb2.SecurityGroup(
+            id=g.id,
+            name=g.name,
+            description=g.description,
+            project_id=g.project_id,
+            rules=[self.security_group_rule(r) for r in self.lookups.security_group_rules_of(g.id)],
+            tag=g.tag,
+            revision_number=g.revision_number,
+            created_at=g.created_at,
+            updated_at=g.updated_at,
+        )
+
+    def security_group_rule(self, r: SecurityGroupRule) -> resources_pb2.SecurityGroupRule:
+        msg = resources_pb2.SecurityGroupRule(
+            id=r.id,
+            security_group_id=r.security_group_id,
+            project_id=r.project_id,
+            direction=r.direction,
+            ethertype=r.ethertype,
+            protocol=r.protocol,
+            remote_ip_prefix=r.remote_ip_prefix,
+            remote_group_id=r.remote_group_id,
+            description=r.description,
+            tag=r.tag,
+            revision_number=r.revision_number,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+        for name in ("port_range_min", "port_range_max", "icmp_type", "icmp_code"):
+            value = getattr(r, name)
+            if value is not None:
+                setattr(msg, name, value)
+        return msg
+
     def any(self, obj: Resource) -> Message:
         if isinstance(obj, Network):
             return self.network(obj)
@@ -176,6 +217,10 @@ class Presenter:
             return self.port(obj)
         if isinstance(obj, Instance):
             return self.instance(obj)
+        if isinstance(obj, SecurityGroup):
+            return self.security_group(obj)
+        if isinstance(obj, SecurityGroupRule):
+            return self.security_group_rule(obj)
         raise TypeError(f"cannot present {type(obj).__name__}")
 
     def event(self, ev: Event) -> network_pb2.WatchEvent:

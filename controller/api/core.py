@@ -20,6 +20,7 @@ from typing import Any
 
 from controller.api.errors import from_store_error, not_found
 from controller.api.index import ModelIndex
+from controller.api.security_index import SecurityIndex
 from controller.ipam import VNI_MAX, VNI_MIN
 from controller.model import STAGE_ACCEPTED, PortStage, Resource
 from controller.store.base import Store, StoreError
@@ -51,10 +52,12 @@ class ApiCore:
         if not VNI_MIN <= lo <= hi <= VNI_MAX:
             raise ValueError(f"VNI range {lo}..{hi} is not inside {VNI_MIN}..{VNI_MAX}")
         self.index = ModelIndex(store, self.settings.vni_range)
+        self.secgroups = SecurityIndex(store)
         self.lock = threading.RLock()  # held from validation to commit by every write
 
     def close(self) -> None:
         self.index.unsubscribe()
+        self.secgroups.unsubscribe()
 
 
 class ResourceApi:

@@ -59,6 +59,8 @@ PORT_RULES = UpdateRules(
             "binding_host_id",
             "admin_state_up",
             "port_security_enabled",
+            "security_groups",
+            "allowed_address_pairs",
         }
     ),
     immutable=frozenset({"network_id", "project_id"}),

@@ -11,13 +11,14 @@ from controller.api.errors import ApiError
 from controller.api.networks import NetworkResource
 from controller.api.paging import Page
 from controller.api.ports import PortResource
+from controller.api.security_groups import PortSecurity, SecurityGroupResource, SecurityGroupRuleResource
 from controller.api.subnets import SubnetResource
-from controller.model import Port
+from controller.model import Port, SecurityGroupRule
 from controller.store.base import Store
 
 
 class NetworkApi:
-    """Networks, subnets and ports over one store."""
+    """Networks, subnets, ports and security groups over one store."""
 
     def __init__(self, store: Store, settings: NetworkSettings | None = None) -> None:
         self.core = ApiCore(store, settings)
@@ -25,7 +26,9 @@ class NetworkApi:
         self.index = self.core.index
         self.networks = NetworkResource(self.core)
         self.subnets = SubnetResource(self.core)
-        self.ports = PortResource(self.core)
+        self.security_groups = SecurityGroupResource(self.core)
+        self.security_group_rules = SecurityGroupRuleResource(self.core)
+        self.ports = PortResource(self.core, PortSecurity(self.core, self.security_groups))
 
     def close(self) -> None:
         self.core.close()
@@ -43,6 +46,9 @@ class NetworkApi:
 
     def binding(self, port: Port) -> tuple[str, str]:
         return self.ports.binding(port)
+
+    def security_group_rules_of(self, group_id: str) -> list[SecurityGroupRule]:
+        return self.security_groups.rules_of(group_id)
 
 
 __all__ = ["ApiError", "NetworkApi", "NetworkSettings", "Page"]

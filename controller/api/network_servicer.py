@@ -120,7 +120,10 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
 
     @maps_errors
     def CreatePort(self, request: network_pb2.CreatePortRequest, context: grpc.ServicerContext) -> resources_pb2.Port:
-        return self.present.port(self.api.ports.create(create_fields(request.port)))
+        fields = create_fields(request.port)
+        if request.no_security_groups:
+            fields["no_security_groups"] = True
+        return self.present.port(self.api.ports.create(fields))
 
     @maps_errors
     def GetPort(self, request: network_pb2.GetRequest, context: grpc.ServicerContext) -> resources_pb2.Port:

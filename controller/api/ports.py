@@ -9,10 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from controller.api import validation as v
-from controller.api.core import ResourceApi, accepted_stages, new_id
+from controller.api.core import ApiCore, ResourceApi, accepted_stages, new_id
 from controller.api.errors import already_exists, failed_precondition, invalid, not_found
 from controller.api.masks import PORT_RULES
 from controller.api.paging import Page, paginate
+from controller.api.security_groups import PortSecurity
 from controller.ipam import generate_mac, int_to_ip, ip_to_int
 from controller.model import (
     OWNER_ROUTER_INTERFACE,
@@ -32,7 +33,11 @@ log = get_logger(__name__)
 
 
 class PortResource(ResourceApi):
-    """Port CRUD, IP assignment and binding; the agents' status reports."""
+    """Port CRUD, IP assignment and binding, security groups; the agents' status reports."""
+
+    def __init__(self, core: ApiCore, security: PortSecurity) -> None:
+        super().__init__(core)
+        self.security = security
 
     def vif_details(self, port: Port) -> dict[str, str]:
         """Neutron's binding:vif_details: how the host plugs the VIF (empty while unbound)."""
@@ -80,6 +85,8 @@ class PortResource(ResourceApi):
             else:
                 mac = generate_mac(self.index.macs(net.id))
             fixed_ips = self._assign_ips(net, port_id, requested, (), device_owner)
+            port_security = bool(fields.get("port_security_enabled", net.port_security_enabled))
+            groups, pairs, extra = self.security.for_new_port(fields, project_id, device_owner, port_security)
             port = Port(
                 id=port_id,
                 name=name,
@@ -92,12 +99,22 @@ class PortResource(ResourceApi):
                 binding_host_id=host,
                 binding_ofport=self._ofport_for(host) if host else 0,
                 admin_state_up=fields.get("admin_state_up", True),
-                port_security_enabled=fields.get("port_security_enabled", net.port_security_enabled),
+                port_security_enabled=port_security,
                 status=PORT_DOWN,
                 stages=accepted_stages(),
+                security_groups=groups,
+                allowed_address_pairs=pairs,
             )
-            self._commit([port])
-            log.info("port created", port_id=port.id, network_id=net.id, mac=mac, ips=",".join(port.ips), host=host)
+            self._commit([*extra, port])  # a default group created for it comes in the same commit
+            log.info(
+                "port created",
+                port_id=port.id,
+                network_id=net.id,
+                mac=mac,
+                ips=",".join(port.ips),
+                host=host,
+                security_groups=",".join(groups),
+            )
             return self._get("port", port.id)
 
     @staticmethod
@@ -220,6 +237,7 @@ class PortResource(ResourceApi):
                     # What the old host reached says nothing about the new one.
                     updates["status"] = PORT_DOWN
                     updates["stages"] = accepted_stages()
+            self.security.check_update(port, changes, updates)
             new = dataclasses.replace(port, **updates)
             if new != port:
                 self._commit([new])

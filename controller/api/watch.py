@@ -28,9 +28,13 @@ _WAKE_INTERVAL = 1.0  # seconds; a backstop, the cancellation callback wakes the
 
 
 def watch(
-    store: Store, presenter: Presenter, request: network_pb2.WatchRequest, context: grpc.ServicerContext
+    store: Store,
+    presenter: Presenter,
+    request: network_pb2.WatchRequest,
+    context: grpc.ServicerContext,
+    default_kinds: tuple[str, ...] = PRESENTED_KINDS,
 ) -> Iterator[network_pb2.WatchEvent]:
-    kinds = set(request.kinds) or set(PRESENTED_KINDS)
+    kinds = set(request.kinds) or set(default_kinds)
     unknown = kinds - set(PRESENTED_KINDS)
     if unknown:
         abort(context, invalid("kinds", f"unknown kind {sorted(unknown)[0]!r}; one of {', '.join(PRESENTED_KINDS)}"))

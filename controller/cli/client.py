@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from controller.cli.output import Column, print_json, print_table
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
+from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, security_pb2, security_pb2_grpc
 
 PAGE_SIZE = 500
 
@@ -38,6 +38,10 @@ class ApiClient:
     @property
     def compute(self) -> compute_pb2_grpc.ComputeServiceStub:
         return compute_pb2_grpc.ComputeServiceStub(self.channel)
+
+    @property
+    def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
+        return security_pb2_grpc.SecurityGroupServiceStub(self.channel)
 
     def close(self) -> None:
         if self._channel is not None:
@@ -83,9 +87,11 @@ class Cli(ApiClient):
                 return
             request.page_token = response.next_page_token
 
-    def resolve(self, kind: str, ref: str) -> str:
-        """The id of the object named by ``ref``: its id, or its name when that is unique."""
+    def resolve(self, kind: str, ref: str, project: str = "") -> str:
+        """The id of the object named by ``ref``: its id, or its name when that is unique (in ``project``)."""
         get, lister, request, items = self._lookups(kind)
+        if project and hasattr(request, "project_id"):
+            request.project_id = project
         try:
             return get(network_pb2.GetRequest(id=ref), timeout=self.timeout).id
         except grpc.RpcError as exc:
@@ -109,4 +115,12 @@ class Cli(ApiClient):
             return net.GetPort, net.ListPorts, network_pb2.ListPortsRequest(), "ports"
         if kind == "instance":
             return comp.GetInstance, comp.ListInstances, compute_pb2.ListInstancesRequest(), "instances"
+        if kind == "security group":
+            sec = self.security
+            return (
+                sec.GetSecurityGroup,
+                sec.ListSecurityGroups,
+                security_pb2.ListSecurityGroupsRequest(),
+                "security_groups",
+            )
         raise ValueError(kind)

@@ -49,6 +49,11 @@ def show(cli: Cli, p: resources_pb2.Port) -> None:
             ("binding_vif_details", ",".join(f"{k}={v}" for k, v in sorted(p.binding_vif_details.items()))),
             ("admin_state_up", p.admin_state_up),
             ("port_security_enabled", p.port_security_enabled),
+            ("security_groups", list(p.security_groups)),
+            (
+                "allowed_address_pairs",
+                Lines(f"{a.ip_address} {a.mac_address or '(port MAC)'}" for a in p.allowed_address_pairs),
+            ),
             ("status", p.status),
             ("stages", stages),
             ("tag", p.tag),
@@ -70,6 +75,20 @@ def _fixed_ips(cli: Cli, specs: list[dict[str, str]]) -> list[resources_pb2.Fixe
     return out
 
 
+def _address_pairs(specs: list[dict[str, str]]) -> list[resources_pb2.AddressPair]:
+    out = []
+    for spec in specs:
+        unknown = set(spec) - {"ip-address", "mac-address"}
+        if unknown or "ip-address" not in spec:
+            raise CliError("--allowed-address-pair takes ip-address=IP_OR_CIDR[,mac-address=MAC]")
+        out.append(resources_pb2.AddressPair(ip_address=spec["ip-address"], mac_address=spec.get("mac-address", "")))
+    return out
+
+
+def _groups(cli: Cli, refs: list[str], project: str) -> list[str]:
+    return [cli.resolve("security group", ref, project) for ref in refs]
+
+
 def create(args: argparse.Namespace, cli: Cli) -> int:
     port = resources_pb2.Port(
         network_id=cli.resolve("network", args.network),
@@ -85,7 +104,13 @@ def create(args: argparse.Namespace, cli: Cli) -> int:
         port.admin_state_up = args.admin_state
     if args.port_security is not None:
         port.port_security_enabled = args.port_security
-    show(cli, cli.network.CreatePort(network_pb2.CreatePortRequest(port=port), timeout=cli.timeout))
+    if args.security_group and args.no_security_groups:
+        raise CliError("--security-group and --no-security-groups exclude each other")
+    project = args.project or cli.network.GetNetwork(network_pb2.GetRequest(id=port.network_id)).project_id
+    port.security_groups.extend(_groups(cli, args.security_group or [], project))
+    port.allowed_address_pairs.extend(_address_pairs(args.allowed_address_pair or []))
+    request = network_pb2.CreatePortRequest(port=port, no_security_groups=args.no_security_groups)
+    show(cli, cli.network.CreatePort(request, timeout=cli.timeout))
     return 0
 
 
@@ -137,6 +162,17 @@ def update(args: argparse.Namespace, cli: Cli) -> int:
     if args.port_security is not None:
         port.port_security_enabled = args.port_security
         paths.append("port_security_enabled")
+    if args.security_group or args.no_security_groups:
+        if args.security_group and args.no_security_groups:
+            raise CliError("--security-group and --no-security-groups exclude each other")
+        project = cli.network.GetPort(network_pb2.GetRequest(id=port.id), timeout=cli.timeout).project_id
+        port.security_groups.extend(_groups(cli, args.security_group or [], project))
+        paths.append("security_groups")
+    if args.allowed_address_pair or args.no_allowed_address_pairs:
+        if args.allowed_address_pair and args.no_allowed_address_pairs:
+            raise CliError("--allowed-address-pair and --no-allowed-address-pairs exclude each other")
+        port.allowed_address_pairs.extend(_address_pairs(args.allowed_address_pair or []))
+        paths.append("allowed_address_pairs")
     request = network_pb2.UpdatePortRequest(port=port, update_mask=FieldMask(paths=paths))
     show(cli, cli.network.UpdatePort(request, timeout=cli.timeout))
     return 0
@@ -162,6 +198,24 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="bind to this hypervisor (binding_host_id)")
     add_toggle(p, "admin-state", "administratively up or down")
     add_toggle(p, "port-security", "MAC/IP anti-spoofing and security groups")
+    p.add_argument(
+        "--security-group",
+        action="append",
+        metavar="GROUP",
+        help="a security group, id or name (repeat; default on create: the project's default group)",
+    )
+    p.add_argument(
+        "--no-security-groups",
+        action="store_true",
+        help="no security group (with port security on, all IP traffic but DHCP and metadata is dropped)",
+    )
+    p.add_argument(
+        "--allowed-address-pair",
+        action="append",
+        type=key_values,
+        metavar="ip-address=IP_OR_CIDR[,mac-address=MAC]",
+        help="another address the port may send from (repeat; update: replaces the list)",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -191,6 +245,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _common_options(p)
     p.add_argument("--unbind", action="store_true", help="clear the binding host")
     p.add_argument("--no-fixed-ips", action="store_true", help="release every fixed IP")
+    p.add_argument("--no-allowed-address-pairs", action="store_true", help="remove every allowed address pair")
     p.set_defaults(handler=update)
 
     p = sub.add_parser("delete", help="delete ports")

@@ -402,12 +402,13 @@ _PACKET_FIELDS = ("dl_", "vlan_", "nw_", "tp_", "tcp_", "icmp_", "arp_")
 def _final_packet(raw: str) -> str:
     """The packet fields of ofproto/trace's "Final flow" (after rewrites), without registers and tunnel
     metadata: what the tunnel carries to the next hypervisor. Empty when it is "unchanged"."""
-    for line in raw.splitlines():
+    for line in reversed(raw.splitlines()):  # the last pass's (after conntrack recirculations)
         if line.startswith("Final flow:"):
             text = line.removeprefix("Final flow:").strip()
             if text == "unchanged":
                 return ""
-            parts = [p for p in text.split(",") if p and ("=" not in p or p.startswith(_PACKET_FIELDS))]
+            # A recirculated pass prints "eth" among the protocol words, which ofproto/trace does not read back.
+            parts = [p for p in text.split(",") if p and p != "eth" and ("=" not in p or p.startswith(_PACKET_FIELDS))]
             return ",".join(parts)
     return ""
 

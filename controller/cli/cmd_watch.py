@@ -28,6 +28,8 @@ def _summary(ev: network_pb2.WatchEvent) -> str:
             extra.append(f"stages={','.join(done)}")
     if ev.kind == "subnet":
         extra.append(f"cidr={obj.cidr}")
+    if ev.kind == "security_group_rule":
+        extra.append(f"group={obj.security_group_id} {obj.direction} {obj.protocol or 'any'}")
     return " ".join(extra)
 
 
@@ -60,7 +62,10 @@ def watch(args: argparse.Namespace, cli: Cli) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=int, help="replay changes after this revision first (0: all retained)")
     parser.add_argument(
-        "--kind", action="append", choices=["network", "subnet", "port", "instance"], help="only these kinds (repeat)"
+        "--kind",
+        action="append",
+        choices=["network", "subnet", "port", "instance", "security_group", "security_group_rule"],
+        help="only these kinds (repeat)",
     )
     parser.add_argument("--id", default="", help="only this object")
     parser.set_defaults(handler=watch)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from controller.compiler import l2
+from controller.compiler import l2, secgroups
 from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, Feature, GroupKey, HostGroups
 from controller.compiler.topology import Topology
 from controller.model import Network, Port, Resource, Subnet
@@ -97,7 +97,7 @@ class FeatureRegistry:
         return out
 
 
-FEATURES = FeatureRegistry([l2.L2Feature()])
+FEATURES = FeatureRegistry([l2.L2Feature(), secgroups.SecGroupsFeature()])
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,13 @@ tag (metadata); only the agent knows OpenFlow port numbers of VIFs (see
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
 
 from controller.compiler.feature import ALL_GROUPS, HOST_KIND, Feature, GroupKey, HostGroups, touch
 from controller.compiler.topology import Topology, is_vif_port
-from controller.model import Agent, Instance, Network, Port, Resource, Subnet
+from controller.model import AddressPair, Agent, Instance, Network, Port, Resource, Subnet
 from dataplane.common.addresses import is_ipv4
 from dataplane.common.constants import TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
@@ -226,7 +227,15 @@ def port_flows(topo: Topology, port_id: str, host: str) -> tuple[Flow, ...]:
     net = topo.networks[port.network_id]
     cookie = make_cookie(CookieKind.PORT, port.tag)
     if port.binding_host_id == host:
-        return _local_port_flows(port.tag, net.tag, port.mac_address, port.ips, port.port_security_enabled, cookie)
+        return _local_port_flows(
+            port.tag,
+            net.tag,
+            port.mac_address,
+            port.ips,
+            port.port_security_enabled,
+            cookie,
+            port.allowed_address_pairs,
+        )
     remote_ip = topo.tunnel_ip(port.binding_host_id)
     if remote_ip is None:
         return ()  # the host has not registered: its ports are unreachable until it does
@@ -237,10 +246,21 @@ def port_flows(topo: Topology, port_id: str, host: str) -> tuple[Flow, ...]:
 # change that touches its network on its host.
 @lru_cache(maxsize=1 << 16)
 def _local_port_flows(
-    tag: int, net_tag: int, mac: str, ips: tuple[str, ...], port_security: bool, cookie: int
+    tag: int,
+    net_tag: int,
+    mac: str,
+    ips: tuple[str, ...],
+    port_security: bool,
+    cookie: int,
+    pairs: tuple[AddressPair, ...] = (),
 ) -> tuple[Flow, ...]:
     entry = Flow(p.L2_LOOKUP, PRIO_ENTRY, Match.of(metadata=net_tag, eth_dst=mac), _to_local_port(tag), cookie=cookie)
-    return (*_port_security(tag, mac, ips, port_security, cookie), entry, *_arp_responder(net_tag, mac, ips, cookie))
+    flows = (
+        *_port_security(tag, mac, ips, port_security, cookie, pairs),
+        entry,
+        *_arp_responder(net_tag, mac, ips, cookie),
+    )
+    return tuple(dict.fromkeys(flows))  # an allowed address pair may repeat a fixed IP's flow
 
 
 # Every host but the port's own gets the same flows for it: share one tuple, so
@@ -259,7 +279,9 @@ def _remote_port_flows(
     return (entry, *_arp_responder(net_tag, mac, ips, cookie))
 
 
-def _port_security(tag: int, mac: str, ips: tuple[str, ...], enabled: bool, cookie: int) -> list[Flow]:
+def _port_security(
+    tag: int, mac: str, ips: tuple[str, ...], enabled: bool, cookie: int, pairs: tuple[AddressPair, ...] = ()
+) -> list[Flow]:
     if not enabled:
         return [Flow(p.PORT_SECURITY, PRIO_ENTRY, Match.of(reg6=tag), goto=p.EGRESS_CT, cookie=cookie)]
     flows = []
@@ -284,6 +306,25 @@ def _port_security(tag: int, mac: str, ips: tuple[str, ...], enabled: bool, cook
                 cookie=cookie,
             )
         )
+    # Allowed address pairs widen it: an address or prefix (0.0.0.0/0: any), from the port's MAC or the pair's own.
+    for pair in pairs:
+        pair_mac = pair.mac_address or mac
+        prefix = _prefix(pair.ip_address)
+        arp_fields: dict[str, int | str | tuple[str, str]] = {"eth_type": ETH_TYPE_ARP, "arp_sha": pair_mac}
+        ip_fields: dict[str, int | str | tuple[str, str]] = {"eth_type": ETH_TYPE_IPV4}
+        if prefix is not None:
+            arp_fields["arp_spa"] = prefix
+            ip_fields["ipv4_src"] = prefix
+        for fields in (arp_fields, ip_fields):
+            flows.append(
+                Flow(
+                    p.PORT_SECURITY,
+                    PRIO_ENTRY,
+                    Match.of(reg6=tag, eth_src=pair_mac, **fields),
+                    goto=p.EGRESS_CT,
+                    cookie=cookie,
+                )
+            )
     # A VM without an address yet may ask for one.
     flows.append(
         Flow(
@@ -303,6 +344,16 @@ def _port_security(tag: int, mac: str, ips: tuple[str, ...], enabled: bool, cook
         )
     )
     return flows
+
+
+def _prefix(text: str) -> str | tuple[str, str] | None:
+    """An allowed address pair's address as a match value: an address, (network, netmask), or None for any."""
+    net = ipaddress.IPv4Network(text, strict=False)
+    if net.prefixlen == 0:
+        return None
+    if net.prefixlen == 32:
+        return str(net.network_address)
+    return str(net.network_address), str(net.netmask)
 
 
 class L2Feature(Feature):

@@ -11,7 +11,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from controller.model import OWNER_DHCP, Agent, Instance, Network, Port, Resource, Subnet
+from controller.compiler.sg_index import SecGroupIndex
+from controller.model import (
+    OWNER_DHCP,
+    Agent,
+    Instance,
+    Network,
+    Port,
+    Resource,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +61,7 @@ class Topology:
         # the same counts by host -> network: networks_of_host runs on every port event and recompile
         self.host_networks: dict[str, dict[str, int]] = defaultdict(dict)
         self.dhcp_ports: dict[str, Port] = {}
+        self.secgroups = SecGroupIndex()  # security groups, their rules, members and references
         # (host, network) pairs whose membership flipped (the host's first port on the network came,
         # or its last went) since the last ``take_membership_changes``: features react to them.
         self._membership_changes: list[tuple[str, str]] = []
@@ -73,6 +85,10 @@ class Topology:
             self.instances[obj.id] = obj
         elif isinstance(obj, Agent):
             self.set_agent(AgentInfo(obj.id, obj.tunnel_ip, obj.datapath_type))
+        elif isinstance(obj, SecurityGroup):
+            self.secgroups.put_group(obj)
+        elif isinstance(obj, SecurityGroupRule):
+            self.secgroups.put_rule(obj)
 
     def apply(self, kind: str, obj_id: str, obj: Resource | None) -> None:
         """Make the topology hold ``obj`` as ``kind`` ``obj_id`` (None: delete it)."""
@@ -98,6 +114,10 @@ class Topology:
         elif kind == "agent":
             self.agents.pop(obj_id, None)
             self._peers.clear()
+        elif kind == "security_group":
+            self.secgroups.delete_group(obj_id)
+        elif kind == "security_group_rule":
+            self.secgroups.delete_rule(obj_id)
 
     def set_agent(self, agent: AgentInfo) -> None:
         self.agents[agent.host] = agent
@@ -114,6 +134,7 @@ class Topology:
             host = port.binding_host_id
             self.vif_ports_by_host[host][port.id] = port
             self.vif_ports_by_host_network[(host, port.network_id)][port.id] = port
+            self.secgroups.add_port(port)
             if _count(self.network_hosts, port.network_id, host, +1) == 1:
                 self._membership_changes.append((host, port.network_id))
                 self._share(host, port.network_id, +1)
@@ -137,6 +158,7 @@ class Topology:
             del self.dhcp_ports[port.network_id]
         if is_vif_port(port):
             host = port.binding_host_id
+            self.secgroups.remove_port(port)
             local = self.vif_ports_by_host.get(host)
             if local is not None:
                 local.pop(port_id, None)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from controller.compiler import secgroups
 from controller.compiler import simulator as sim
 from controller.compiler.host import compile_host
 from controller.compiler.topology import Topology
@@ -37,7 +38,7 @@ from controller.model import Port
 from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
 from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
-from dataplane.contract.cookie import CookieKind, describe_cookie, owner_labels, split_cookie
+from dataplane.contract.cookie import CookieKind, describe_cookie, make_cookie, owner_labels, split_cookie
 from dataplane.contract.fields import (
     ETH_TYPE_ARP,
     ETH_TYPE_IPV4,
@@ -186,11 +187,14 @@ def network_label(topo: Topology, network_id: str) -> str:
 
 def owner_names(topo: Topology) -> dict[int, str]:
     """Cookie -> the object that owns the flow, by name ("port vm1", "network blue", "binding of port vm1")."""
-    return owner_labels(
+    names = owner_labels(
         ((net.tag, f"network {net.name or net.id}") for net in topo.networks.values()),
         ((port.tag, f"port {port_label(port)}") for port in topo.ports.values()),
         ((dhcp.tag, f"network {network_label(topo, dhcp.network_id)}") for dhcp in topo.dhcp_ports.values()),
+        ((g.tag, f"security group {g.name or g.id}") for g in topo.secgroups.groups.values()),
     )
+    names[make_cookie(CookieKind.PIPELINE, secgroups.SecGroupsFeature.number)] = "security groups (every port)"
+    return names
 
 
 def _owner(names: dict[int, str], cookie: int) -> str:
@@ -315,7 +319,7 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
             view = views[h] = HostView(sim.FlowTable(flows), ports)
         ran = view.table.process(pkt, port)
         hop = Hop(h, port, came, describe_packet(pkt))
-        hop.steps = [_step(f, names) for f in ran.hits]
+        hop.steps = [_step(f, names, topo) for f in ran.hits]
         for emit in ran.emitted:
             out = emit.packet
             if emit.port != TUNNEL_OFPORT:
@@ -346,10 +350,19 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
     return result
 
 
-def _step(flow: Flow, names: dict[int, str]) -> Step:
+def _step(flow: Flow, names: dict[int, str], topo: Topology | None = None) -> Step:
     text = flow.text()
     _, _, without_cookie = text.partition(", ")
-    return Step(flow.table, p.table_name(flow.table), without_cookie, flow.cookie, _owner(names, flow.cookie))
+    owner = _owner(names, flow.cookie)
+    if topo is not None and (flow.cookie >> 48) & 0xFF == CookieKind.SG_PORT:
+        rules = secgroups.rules_behind(topo, flow)
+        if rules:
+            groups = topo.secgroups.groups
+            owner += ": " + ", ".join(
+                f"rule {r.id} of group {(g.name or g.id) if (g := groups.get(r.security_group_id)) else '?'}"
+                for r in rules
+            )
+    return Step(flow.table, p.table_name(flow.table), without_cookie, flow.cookie, owner)
 
 
 def _why_dropped(ran: sim.Trace, in_port: int, names: dict[int, str]) -> tuple[int, str]:
@@ -368,6 +381,8 @@ def _why_dropped(ran: sim.Trace, in_port: int, names: dict[int, str]) -> tuple[i
             return last.table, _DEFAULT_DROP.get(
                 last.table, f"no flow in {name} matched it: the table's default drops it"
             )
+        if last.table in (p.EGRESS_ACL, p.INGRESS_ACL) and last.priority in secgroups.DROP_REASONS:
+            return last.table, f"security groups: {secgroups.DROP_REASONS[last.priority]}"
         return last.table, f"dropped in {name} by a flow of {_owner(names, last.cookie)}"
     if any(isinstance(a, Output) and a.port == in_port for f in hits for a in f.actions):
         return last.table, (

@@ -28,7 +28,7 @@ from protos.loom.v1 import agent_pb2
 
 log = get_logger(__name__)
 
-KINDS = ("network", "subnet", "port", "instance", "agent")
+KINDS = ("network", "subnet", "port", "instance", "agent", "security_group", "security_group_rule")
 
 # Port fields that change nothing in any host's desired state.
 _STATUS_ONLY_FIELDS = frozenset({"status", "stages", "revision_number", "updated_at"})

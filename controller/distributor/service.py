@@ -20,7 +20,7 @@ import grpc
 
 from controller.distributor.distributor import Distributor
 from controller.distributor.status import HostFacts, PortStatusTracker
-from controller.model import OWNER_DHCP, Agent, Network, Port
+from controller.model import OWNER_DHCP, Agent, Network, Port, SecurityGroup
 from controller.store.base import Store
 from dataplane.common.logs import get_logger
 from dataplane.contract.cookie import describe_cookie, owner_labels
@@ -204,4 +204,9 @@ def _owner_names(store: Store) -> dict[int, str]:
     all_ports = [p for p in store.list("port") if isinstance(p, Port)]
     ports = [(p.tag, f"port {p.id} ({p.name or p.device_owner or p.mac_address})") for p in all_ports]
     localports = [(p.tag, nets.get(p.network_id, p.network_id)) for p in all_ports if p.device_owner == OWNER_DHCP]
-    return owner_labels(networks, ports, localports)
+    groups = [
+        (g.tag, f"security group {g.id} ({g.name})")
+        for g in store.list("security_group")
+        if isinstance(g, SecurityGroup)
+    ]
+    return owner_labels(networks, ports, localports, groups)

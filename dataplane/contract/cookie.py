@@ -29,8 +29,10 @@ class CookieKind(IntEnum):
     PORT_BINDING = 0x04  # rendered by the agent: in_port classification and delivery
     LOCALPORT = 0x05  # rendered by the agent: the DHCP/metadata namespace's port
     ROUTER = 0x06
-    SECURITY_GROUP_RULE = 0x07
+    SECURITY_GROUP = 0x07  # a referenced remote group's conj_id flow, one direction (tag: group tag * 2 + dir)
     FLOATING_IP = 0x08
+    SG_PORT = 0x09  # a port's security-group flows: its conntrack entry and its rules (tag: the port's tag)
+    SG_ADDRESS = 0x0A  # remote groups' member flows for one address (tag: prefix length << 32 | IPv4 address)
     NETWORK_FLOOD = 0x10  # a network's flooding on one host: its local ports and tunnels to its other hosts
 
 
@@ -56,13 +58,19 @@ def describe_cookie(cookie: int) -> str:
         kind, tag = split_cookie(cookie)
     except ValueError:
         return f"foreign cookie {cookie:#x}"
+    if kind is CookieKind.SG_ADDRESS:
+        address = ".".join(str((tag >> s) & 0xFF) for s in (24, 16, 8, 0))
+        return f"security group members at {address}/{tag >> 32}"
     return kind.name.lower() if kind is CookieKind.PIPELINE else f"{kind.name.lower()} tag {tag}"
 
 
 def owner_labels(
-    networks: Iterable[tuple[int, str]], ports: Iterable[tuple[int, str]], localports: Iterable[tuple[int, str]] = ()
+    networks: Iterable[tuple[int, str]],
+    ports: Iterable[tuple[int, str]],
+    localports: Iterable[tuple[int, str]] = (),
+    security_groups: Iterable[tuple[int, str]] = (),
 ) -> dict[int, str]:
-    """Cookie -> who owns the flow, from (tag, label) pairs of networks, ports and localports.
+    """Cookie -> who owns the flow, from (tag, label) pairs of networks, ports, localports and security groups.
 
     A label names the object for people, e.g. ``network blue``; a localport's is the
     label of the network it serves (its flows read "localport of network blue").
@@ -74,6 +82,11 @@ def owner_labels(
     for tag, label in ports:
         names[make_cookie(CookieKind.PORT, tag)] = label
         names[make_cookie(CookieKind.PORT_BINDING, tag)] = "binding of " + label
+        names[make_cookie(CookieKind.SG_PORT, tag)] = "security groups of " + label
     for tag, label in localports:
         names[make_cookie(CookieKind.LOCALPORT, tag)] = "localport of " + label
+    for tag, label in security_groups:
+        # A referenced remote group's conjunctions, one per direction (conj_id = tag * 2 + direction).
+        names[make_cookie(CookieKind.SECURITY_GROUP, tag * 2)] = f"{label} as remote group, ingress rules"
+        names[make_cookie(CookieKind.SECURITY_GROUP, tag * 2 + 1)] = f"{label} as remote group, egress rules"
     return names

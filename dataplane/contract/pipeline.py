@@ -16,6 +16,8 @@ Registers carry the logical context between tables:
     metadata   network tag of the packet's logical network
     reg6       tag of the logical port the packet came from (0: a tunnel)
     reg7       tag of the logical port the packet goes to
+    reg5       conntrack zone of the port whose security groups judge the packet
+               (set in egress_ct / ingress_ct, read by the host-wide commits)
 
 Conntrack zones are allocated by the controller, never read back from the
 switch: a VIF's zone is its OpenFlow port number on its host (unique per host,
@@ -34,6 +36,7 @@ from dataplane.contract.flow import Conjunction, Ct, Flow, Move, Resubmit, SetFi
 REG_NETWORK = "metadata"
 REG_SRC_PORT = "reg6"
 REG_DST_PORT = "reg7"
+REG_CT_ZONE = "reg5"
 
 # Features that own tables (controller.compiler.feature.Feature.name).
 L2 = "l2"
@@ -98,6 +101,7 @@ PROVIDER_INGRESS = 5
 PORT_SECURITY = 10
 EGRESS_CT = 15
 EGRESS_ACL = 20
+EGRESS_ACCEPT = 21
 ARP_RESPONDER = 30
 L3_LOOKUP = 40
 DNAT = 41
@@ -106,6 +110,7 @@ SNAT = 43
 L2_LOOKUP = 50
 INGRESS_CT = 55
 INGRESS_ACL = 60
+INGRESS_ACCEPT = 61
 PROVIDER_EGRESS = 65
 DELIVER = 70
 
@@ -156,25 +161,41 @@ TABLES: dict[int, Table] = {
             EGRESS_CT,
             "egress_ct",
             SECGROUPS,
-            "Security groups, VM egress: IP packets of a port with groups go through conntrack in the "
-            "port's zone, then to egress_acl. Ports without groups, and ARP/DHCP, pass on.",
-            "reg6 metadata eth_type ip_proto udp_dst",
+            "Security groups, VM egress: IP packets of a port with port security go through conntrack in the "
+            "port's zone (reg5 := zone), then to egress_acl. Other ports, ARP and DHCP requests pass untracked.",
+            "reg6 metadata eth_type ip_proto udp_src udp_dst",
             (EGRESS_ACL,),
             miss=EGRESS_ACL,
             priorities=(0, 100),
+            sets="reg5",
         ),
         _t(
             EGRESS_ACL,
             "egress_acl",
             SECGROUPS,
-            "Security groups, VM egress: replies and related packets of allowed connections pass, invalid "
-            "ones are dropped, a new connection passes (and is committed) when a rule allows it.",
+            "Security groups, VM egress: invalid packets drop; replies and related packets of allowed "
+            "connections pass unless the connection is blocked; a request packet (new or established) goes "
+            "to egress_accept when a rule allows it, else it is dropped (and an established connection is "
+            "blocked, both ways).",
             _ACL_FIELDS,
-            (ARP_RESPONDER,),
+            (EGRESS_ACCEPT, ARP_RESPONDER),
             miss=ARP_RESPONDER,
             priorities=(0, 65535),
             masked=_ACL_MASKED,
             sets="ct_mark ct_label",
+        ),
+        _t(
+            EGRESS_ACCEPT,
+            "egress_accept",
+            SECGROUPS,
+            "Security groups, VM egress: an allowed new connection is committed in the port's zone, an "
+            "allowed packet of a blocked one unblocks it; then on to ARP/L3/L2.",
+            "eth_type ct_state ct_mark",
+            (ARP_RESPONDER,),
+            miss=ARP_RESPONDER,
+            priorities=(0, 100),
+            masked="ct_state ct_mark",
+            sets="ct_mark",
         ),
         _t(
             ARP_RESPONDER,
@@ -252,25 +273,40 @@ TABLES: dict[int, Table] = {
             INGRESS_CT,
             "ingress_ct",
             SECGROUPS,
-            "Security groups, VM ingress: IP packets to a port with groups go through conntrack in the "
-            "destination port's zone, then to ingress_acl.",
-            "reg7 metadata eth_type ip_proto udp_src",
+            "Security groups, VM ingress: IP packets to a port with port security go through conntrack in the "
+            "destination port's zone (reg5 := zone), then to ingress_acl. Anything else loses the conntrack "
+            "state an earlier zone gave it (ct_clear), so no other port's state is judged here.",
+            "reg7 metadata eth_type ip_proto udp_src udp_dst",
             (INGRESS_ACL,),
             miss=INGRESS_ACL,
             priorities=(0, 100),
+            sets="reg5",
         ),
         _t(
             INGRESS_ACL,
             "ingress_acl",
             SECGROUPS,
-            "Security groups, VM ingress (default deny once groups apply): replies and related packets pass, "
-            "a new connection passes when a rule allows it.",
+            "Security groups, VM ingress (default deny once port security applies): as egress_acl, for the "
+            "destination port's ingress rules.",
             _ACL_FIELDS,
-            (DELIVER,),
+            (INGRESS_ACCEPT, DELIVER),
             miss=DELIVER,
             priorities=(0, 65535),
             masked=_ACL_MASKED,
             sets="ct_mark ct_label",
+        ),
+        _t(
+            INGRESS_ACCEPT,
+            "ingress_accept",
+            SECGROUPS,
+            "Security groups, VM ingress: commit allowed new connections, unblock allowed packets of blocked "
+            "ones, then deliver.",
+            "eth_type ct_state ct_mark",
+            (DELIVER,),
+            miss=DELIVER,
+            priorities=(0, 100),
+            masked="ct_state ct_mark",
+            sets="ct_mark",
         ),
         _t(
             PROVIDER_EGRESS,

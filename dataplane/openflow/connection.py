@@ -47,6 +47,7 @@ _RECV_BYTES = 1 << 20
 _SOCKET_BUFFER_BYTES = 4 << 20
 _MAX_KEPT_ERRORS = 10_000
 _HEADER = struct.Struct("!BBHI")
+_NXT_CT_FLUSH_ZONE = 29  # include/openflow/nicira-ext.h
 # Open vSwitch's Nicira error codes for OpenFlow 1.2+ that flow mods can hit (include/openvswitch/ofp-errors.h);
 # os-ken has no table for them.
 _NX_ERRORS = {
@@ -348,6 +349,14 @@ class OFConnection:
         actions = [parser.OFPActionOutput(ofp.OFPP_TABLE, 0)]
         msg = parser.OFPPacketOut(_PROTOCOL, ofp.OFP_NO_BUFFER, in_port, actions, data)
         self.send(_serialize(msg, self.allocate_xids()))
+
+    def flush_ct_zone(self, zone: int) -> None:
+        """Delete every conntrack entry of ``zone`` (Nicira NXT_CT_FLUSH_ZONE, what ``ovs-ofctl ct-flush-zone``
+        sends). Fire and forget: a rejection comes back as an error the reader keeps."""
+        body = struct.pack("!II6xH", NX_EXPERIMENTER_ID, _NXT_CT_FLUSH_ZONE, zone)
+        self.send(
+            _HEADER.pack(OFP_VERSION, ofp.OFPT_EXPERIMENTER, _HEADER.size + len(body), self.allocate_xids()) + body
+        )
 
     def bundle_control(self, bundle_id: int, ctrl_type: int, flags: int) -> Future[object]:
         """Send an ONF bundle control request (open/commit/discard); the future gets the reply."""

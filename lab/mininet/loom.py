@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -30,7 +30,14 @@ from controller.ready_file import ControllerNotReady, clear_ready_file, wait_rea
 from dataplane.common.logs import get_logger
 from lab.mininet.config import API_PORT, LabConfig
 from lab.mininet.lab import Hypervisor, Lab, LabError, Vm
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, resources_pb2
+from protos.loom.v1 import (
+    compute_pb2,
+    compute_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+    resources_pb2,
+    security_pb2_grpc,
+)
 
 log = get_logger(__name__)
 
@@ -216,6 +223,10 @@ class LoomLab:
     def compute(self) -> compute_pb2_grpc.ComputeServiceStub:
         return self.api.compute
 
+    @property
+    def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
+        return self.api.security
+
     def create_network(self, name: str, cidr: str, **subnet: object) -> LabNetwork:
         net = self.network.CreateNetwork(
             network_pb2.CreateNetworkRequest(network=resources_pb2.Network(name=name)), timeout=10
@@ -235,7 +246,10 @@ class LoomLab:
         mac: str = "",
         device_id: str = "",
         device_owner: str = "compute:lab",
+        security_groups: Sequence[str] | None = None,
+        port_security: bool | None = None,
     ) -> resources_pb2.Port:
+        """``security_groups``: None gives the project's default group, [] none at all."""
         fixed = [resources_pb2.FixedIP(subnet_id=net.subnet.id, ip_address=ip)] if ip else []
         port = resources_pb2.Port(
             network_id=net.id,
@@ -245,8 +259,12 @@ class LoomLab:
             binding_host_id=host,
             device_id=device_id,
             device_owner=device_owner,
+            security_groups=security_groups or [],
         )
-        return self.network.CreatePort(network_pb2.CreatePortRequest(port=port), timeout=10)
+        if port_security is not None:
+            port.port_security_enabled = port_security
+        request = network_pb2.CreatePortRequest(port=port, no_security_groups=security_groups is not None)
+        return self.network.CreatePort(request, timeout=10)
 
     def create_instance(self, name: str, user_data: bytes = b"", **fields: object) -> resources_pb2.Instance:
         inst = resources_pb2.Instance(name=name, user_data=user_data, **fields)
@@ -317,13 +335,23 @@ class LoomLab:
         dhcp: bool = False,
         instance: resources_pb2.Instance | None = None,
         wait: bool = True,
+        security_groups: Sequence[str] | None = None,
+        port_security: bool | None = None,
     ) -> Vm:
         """Create a port bound to ``host``, plug a VM for it, and wait until the port is ACTIVE.
 
         A VM that cannot be plugged takes its new port with it, so a failed boot leaves nothing behind.
         """
         port = self.create_port(
-            net, host, name, ip=ip, mac=mac, device_id=instance.id if instance else "", device_owner="compute:lab"
+            net,
+            host,
+            name,
+            ip=ip,
+            mac=mac,
+            device_id=instance.id if instance else "",
+            device_owner="compute:lab",
+            security_groups=security_groups,
+            port_security=port_security,
         )
         try:
             vm = self.plug(name, port, static_ip=not dhcp)

@@ -28,7 +28,7 @@ from controller.config import ControllerConfig
 from controller.main import Controller
 from controller.model import RESOURCE_TYPES
 from controller.ready_file import clear_ready_file, wait_ready_file
-from protos.loom.v1 import compute_pb2_grpc, network_pb2_grpc
+from protos.loom.v1 import compute_pb2_grpc, network_pb2_grpc, security_pb2_grpc
 from protos.loom.v1 import network_pb2 as npb
 from protos.loom.v1 import resources_pb2 as rpb
 
@@ -62,6 +62,10 @@ class LiveController:
     @property
     def store(self) -> Any:
         return self.controller.context.store
+
+    @property
+    def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
+        return security_pb2_grpc.SecurityGroupServiceStub(self.channel)
 
 
 @contextlib.contextmanager
@@ -295,6 +299,7 @@ def _check_model(meta: dict[str, int], objects: dict[str, dict[str, dict[str, An
             ofports.add((p["binding_host_id"], p["binding_ofport"]))
         else:
             assert p["binding_ofport"] == 0
+    _check_security_groups(objects)
     if dhcp_ports:
         for n in networks.values():
             dhcp_subnets = {s["id"] for s in subnets.values() if s["network_id"] == n["id"] and s["enable_dhcp"]}
@@ -305,6 +310,34 @@ def _check_model(meta: dict[str, int], objects: dict[str, dict[str, dict[str, An
             assert len(owners) == 1, f"network {n['id']} has {len(owners)} DHCP ports"
             held = sorted(f["subnet_id"] for f in owners[0]["fixed_ips"])
             assert held == sorted(dhcp_subnets), f"DHCP port of {n['id']} holds {held}, not {sorted(dhcp_subnets)}"
+
+
+def _check_security_groups(objects: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """Groups a port lists exist in its project; rules name existing groups; one default group per project."""
+    groups = objects.get("security_group", {})
+    defaults: set[str] = set()
+    for g in groups.values():
+        if g["name"] == "default":
+            assert g["project_id"] not in defaults, f"project {g['project_id']!r} has two default groups"
+            defaults.add(g["project_id"])
+    seen_rules: set[tuple] = set()
+    for r in objects.get("security_group_rule", {}).values():
+        assert r["security_group_id"] in groups, f"rule {r['id']} of a missing group"
+        assert not r["remote_group_id"] or r["remote_group_id"] in groups, f"rule {r['id']}: missing remote group"
+        assert not (r["remote_group_id"] and r["remote_ip_prefix"]), f"rule {r['id']}: prefix and group"
+        key = tuple(
+            r[k]
+            for k in sorted(r)
+            if k not in ("id", "tag", "revision_number", "created_at", "updated_at", "description")
+        )
+        assert key not in seen_rules, f"rule {r['id']} is a duplicate"
+        seen_rules.add(key)
+    for p in objects.get("port", {}).values():
+        for gid in p.get("security_groups", ()):
+            assert gid in groups, f"port {p['id']} lists missing group {gid}"
+            assert groups[gid]["project_id"] == p["project_id"], f"port {p['id']}: group of another project"
+        if not p["port_security_enabled"]:
+            assert not p.get("security_groups") and not p.get("allowed_address_pairs"), p["id"]
 
 
 def _check_derived_tables(conn: sqlite3.Connection, objects: dict[str, dict[str, dict[str, Any]]]) -> None:

@@ -177,3 +177,55 @@ def test_watch_replays_as_json_lines(live: LiveController) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_security_group_commands(live: LiveController) -> None:
+    loomctl(live, "network", "create", "cli-sg", "--project", "cli-proj")
+    loomctl(live, "subnet", "create", "10.81.0.0/24", "--network", "cli-sg")
+    web = fields(loomctl(live, "security-group", "create", "cli-web", "--project", "cli-proj").stdout)
+    assert web["name"] == "cli-web" and "egress" in web["rules"]
+    rule = fields(
+        loomctl(
+            live,
+            "security-group-rule",
+            "create",
+            "cli-web",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "8000:8080",
+            "--remote-group",
+            "default",
+            "--project",
+            "cli-proj",
+        ).stdout
+    )
+    assert rule["direction"] == "ingress" and rule["ports"] == "8000:8080" and rule["protocol"] == "tcp"
+    default = fields(loomctl(live, "security-group", "show", "default", "--project", "cli-proj").stdout)
+    assert rule["remote_group_id"] == default["id"]
+    table = loomctl(live, "security-group-rule", "list", "--group", "cli-web").stdout
+    assert "8000:8080" in table and f"group {default['id']}" in table
+    port = fields(
+        loomctl(
+            live,
+            "port",
+            "create",
+            "--network",
+            "cli-sg",
+            "--security-group",
+            "cli-web",
+            "--allowed-address-pair",
+            "ip-address=10.81.0.0/28,mac-address=fa:16:3e:01:02:03",
+        ).stdout
+    )
+    assert port["security_groups"] == web["id"] and port["allowed_address_pairs"] == "10.81.0.0/28 fa:16:3e:01:02:03"
+    busy = loomctl(live, "security-group", "delete", "cli-web", ok=False)
+    assert busy.returncode == 1 and port["id"] in busy.stderr and "FAILED_PRECONDITION" in busy.stderr
+    none = fields(
+        loomctl(live, "port", "update", port["id"], "--no-security-groups", "--no-allowed-address-pairs").stdout
+    )
+    assert none["security_groups"] == "" and none["allowed_address_pairs"] == ""
+    plain = fields(loomctl(live, "port", "create", "--network", "cli-sg").stdout)
+    assert plain["security_groups"] == default["id"], "a port without --security-group gets the default group"
+    loomctl(live, "security-group-rule", "delete", rule["id"])
+    assert loomctl(live, "security-group", "delete", "cli-web").stdout.startswith("deleted security group cli-web")

@@ -119,6 +119,38 @@ def test_connection_basics(bridge: str, conn: OFConnection) -> None:
         OFConnection(mgmt_target(f"lt-missing-{uuid.uuid4().hex[:4]}"), timeout=2)
 
 
+def test_flush_ct_zone_empties_one_zone_only(bridge: str, conn: OFConnection) -> None:
+    """What the agent sends when a port's zone changes hands: that zone's connections go, others stay."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from dataplane.contract.flow import Ct
+
+    zones = [60000 + uuid.uuid4().int % 2000 * 2, 0]
+    zones[1] = zones[0] + 1
+    flows = [
+        Flow(0, 10, Match.of(eth_type=0x800, udp_dst=5000 + i, ip_proto=17), (Ct(commit=True, zone=z),))
+        for i, z in enumerate(zones)
+    ]
+    FlowInstaller(conn).sync(wire(flows))
+    for i in range(2):
+        pkt = Ether(src="fa:16:3e:00:00:01", dst="fa:16:3e:00:00:02") / IP(src="10.0.0.1", dst="10.0.0.2")
+        conn.packet_out(bytes(pkt / UDP(sport=4000, dport=5000 + i)), 0xFFFFFFFE)
+    conn.barrier()
+
+    def entries(zone: int) -> list[str]:
+        out = run("ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}")
+        return [line for line in out.splitlines() if f"zone={zone}" in line]
+
+    assert entries(zones[0]) and entries(zones[1]), "positive control: both zones hold a connection"
+    conn.flush_ct_zone(zones[0])
+    conn.barrier()
+    assert not entries(zones[0]) and entries(zones[1])
+    conn.flush_ct_zone(zones[1])
+    conn.barrier()
+    assert not conn.pop_errors(lambda xid: True)
+
+
 def test_count_flows_counts_by_cookie_without_a_dump(conn: OFConnection) -> None:
     ours = [l2_flow(i) for i in range(300)]
     others = [l2_flow(i, cookie=0x1234_0000 + i) for i in range(300, 350)]

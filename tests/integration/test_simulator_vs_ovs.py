@@ -305,6 +305,30 @@ TRACE_ROWS = [
         [Step(1, tcp12(dport=22)), Step(1, tcp12(dport=80)), Step(1, tcp12(dport=25))],
     ),
     TraceRow(
+        "conjunctions-and-flows-that-overlap-but-do-the-same",
+        [
+            # Security groups' shape: one port's rules from two remote groups share dimension flows (merged),
+            # and a source in both groups completes both conjunctions at one priority; either way, output 2.
+            F(0, 90, Conjunction(31, 1, 2), Conjunction(33, 1, 2), eth_type=IPV4, ipv4_src=IP1),
+            F(0, 90, Conjunction(31, 2, 2), Conjunction(33, 2, 2), eth_type=IPV4, ip_proto=6, tcp_dst=(2048, 0xFFE0)),
+            F(0, 90, Conjunction(31, 2, 2), eth_type=IPV4, ip_proto=6, tcp_dst=(2000, 0xFFF0)),
+            # Which of two flows doing the same OVS runs is not specified: they share a cookie, so the trace
+            # comparison sees the same either way.
+            replace(F(0, 90, Output(2), conj_id=31), cookie=0x31),
+            replace(F(0, 90, Output(2), conj_id=33), cookie=0x31),
+            # Two ordinary flows overlapping at one priority, doing the same.
+            replace(F(0, 100, Output(3), eth_type=IPV4, ip_proto=17), cookie=0x64),
+            replace(F(0, 100, Output(3), eth_type=IPV4, ipv4_src=IP3), cookie=0x64),
+            F(0, 1, Output(4)),
+        ],
+        [
+            Step(1, tcp12(dport=2050)),
+            Step(1, tcp12(dport=2010)),
+            Step(1, tcp12(dport=22)),
+            Step(1, udp(MAC3, MAC2, IP3, IP2, 1, 53)),
+        ],
+    ),
+    TraceRow(
         "conjunction-priorities-and-fallback",
         [
             # Conj 21 completes at 60 but no flow answers conj_id=21: its dimension flows fall back to their

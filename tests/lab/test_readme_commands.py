@@ -76,6 +76,15 @@ EXPECT = [
         "loomctl trace --switch --from-port vm2 --to-port vm1",
         ("continued on hv1's switch", "result: delivered to vm1 on hv1"),
     ),
+    Expect("loomctl security-group show web", ("ingress IPv4 tcp 80 from 0.0.0.0/0", "egress  IPv4 any any to")),
+    Expect(
+        "loomctl trace --from-port vm1 --to-port vm2 --proto tcp --dport 80",
+        ("of group web", "result: delivered to vm2 on hv2"),
+    ),
+    Expect(
+        "loomctl trace --from-port vm1 --to-port vm2 --proto udp --dport 53",
+        ("security groups: no rule of the port's security groups allows it", "vm2 is NOT reached"),
+    ),
     Expect("ovs-ofctl -O OpenFlow13 dump-flows br-int", ("cookie=0x4c", "table=70")),
     Expect("loomctl host flows hv1", ("flows compiled for hv1", "table=70", "(vm1)")),
     Expect("loomctl trace --from-port vm1 --to-port red1", ("result: red1 is NOT reached", "vm2 on hv2")),

@@ -8,10 +8,14 @@ from dataclasses import dataclass, field, replace
 from controller.compiler.host import compile_host
 from controller.compiler.simulator import Delivery, Fabric, Packet
 from controller.compiler.topology import AgentInfo, Topology
-from controller.model import OWNER_DHCP, FixedIP, Network, Port, Subnet
+from controller.model import OWNER_DHCP, FixedIP, Network, Port, SecurityGroup, SecurityGroupRule, Subnet
 from dataplane.common.constants import LOCALPORT_OFPORT_MIN
 from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
 from dataplane.contract.flow import Flow
+
+# Every port of a World is in this group unless told otherwise: it allows everything, both ways, so tests
+# of other features see their packets pass (through conntrack, as with any filtered port).
+OPEN_GROUP = "sg-open"
 
 
 @dataclass
@@ -19,6 +23,24 @@ class World:
     topo: Topology = field(default_factory=Topology)
     _tags: itertools.count = field(default_factory=lambda: itertools.count(1))
     _ofports: dict[str, itertools.count] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.security_group(OPEN_GROUP)
+        for direction in ("ingress", "egress"):
+            self.rule(OPEN_GROUP, direction)
+
+    def security_group(self, group_id: str, name: str = "") -> SecurityGroup:
+        group = SecurityGroup(id=group_id, tag=next(self._tags), name=name or group_id)
+        self.topo.put(group)
+        return group
+
+    def rule(self, group_id: str, direction: str, rule_id: str = "", **fields: object) -> SecurityGroupRule:
+        tag = next(self._tags)
+        rule = SecurityGroupRule(
+            id=rule_id or f"rule-{tag}", tag=tag, security_group_id=group_id, direction=direction, **fields
+        )  # type: ignore[arg-type]
+        self.topo.put(rule)
+        return rule
 
     def host(self, name: str, tunnel_ip: str) -> None:
         self.topo.set_agent(AgentInfo(name, tunnel_ip))
@@ -54,6 +76,7 @@ class World:
             device_owner="compute:test",
             binding_host_id=host,
             binding_ofport=next(ofports),
+            security_groups=(OPEN_GROUP,),
         )
         port = replace(port, **kw)  # type: ignore[arg-type]
         self.topo.put(port)

@@ -146,3 +146,20 @@ def test_a_new_mac_restarts_the_announcements_and_a_gone_port_is_forgotten() -> 
     assert [g.mac for g in core.announcements(_desired(moved), vifs, {"a"}, 3.0)] == ["fa:16:3e:99:99:99"]
     assert core.announcements(_desired(), vifs, set(), 4.0) == []
     assert len(core.announcements(_desired(moved), vifs, {"a"}, 5.0)) == 1, "a port that came back is new again"
+
+
+# ---------------------------------------------------------------- conntrack zones
+
+
+def test_a_zone_is_flushed_before_a_new_port_uses_it_and_after_the_last_one_left() -> None:
+    core = AgentCore()
+    first = _desired(_port("a", 5, 100), _port("b", 6, 101))
+    # The first install of a run: live ports keep their connections, a port not plugged yet starts empty.
+    assert core.zone_flushes(None, first, {"a": _vif("a", 100)}) == ({101}, set())
+    installed = core.zones(first)
+    assert core.zone_flushes(installed, first, {}) == (set(), set()), "nothing changed, nothing flushed"
+    # b is deleted and c gets its OpenFlow port number (its zone); d is new; a moves to another number.
+    later = _desired(_port("a", 5, 102), _port("c", 7, 101), _port("d", 8, 103))
+    before, after = core.zone_flushes(installed, later, {})
+    assert before == {101, 102, 103}
+    assert after == {100}, "a's old zone is no one's now; 101 is c's, emptied before its flows went in"

@@ -3,7 +3,10 @@
 A hypothesis state machine drives the real API (NetworkApi, InstanceApi) over a
 real SQLite store with random mutations — networks, subnets, ports bound,
 unbound and moved between hosts, MAC and IP changes, admin state, instances,
-agents joining, leaving and moving their tunnel endpoint — while simulated
+agents joining, leaving and moving their tunnel endpoint; security groups,
+rules (protocols, port ranges, prefixes, remote groups) created and deleted,
+ports joining and leaving groups, allowed address pairs, port security turned
+off and on — while simulated
 agents follow the distributor's Sync streams, disconnect, reconnect (getting a
 merged delta or a snapshot) and see the controller restart. After every step,
 every connected agent's state (flows per cookie, local ports, local networks,
@@ -33,7 +36,7 @@ from controller.compiler.host import FEATURES, compile_host
 from controller.compiler.topology import Topology
 from controller.distributor.distributor import Distributor, in_dataplane
 from controller.distributor.hoststate import network_to_proto, port_to_proto
-from controller.model import Agent, Port
+from controller.model import Agent, Port, PortStage
 from controller.store.sqlite import SqliteStore
 from dataplane.contract.encode import to_wire
 from dataplane.desired import DesiredState
@@ -76,7 +79,7 @@ class SimAgent:
 def expected(store: SqliteStore, host: str, metadata_url: str) -> tuple[dict, dict, dict, tuple[str, ...]]:
     """What ``host`` must hold, compiled from the whole store at once."""
     topo = Topology(metadata_url=metadata_url)
-    for kind in ("agent", "network", "subnet", "instance", "port"):
+    for kind in ("agent", "network", "subnet", "instance", "security_group", "security_group_rule", "port"):
         for obj in store.list(kind):
             if isinstance(obj, Port) and not in_dataplane(obj):
                 continue
@@ -110,6 +113,8 @@ class DistributorMachine(RuleBasedStateMachine):
         self.networks: list[str] = []
         self.ports: list[str] = []
         self.instance_ids: list[str] = []
+        self.groups: list[str] = []
+        self.rules: list[str] = []
         self.macs = 0
 
     def teardown(self) -> None:
@@ -228,6 +233,113 @@ class DistributorMachine(RuleBasedStateMachine):
         net_id = data.draw(st.sampled_from(self.networks))
         if self._try(self.api.networks.delete, net_id) is not None:
             self.networks.remove(net_id)
+
+    @precondition(lambda self: self.ports)
+    @rule(data=st.data(), status=st.sampled_from(("ACTIVE", "DOWN", "BUILD")))
+    def agent_reports_status(self, data: st.DataObject, status: str) -> None:
+        """An agent's report: only status and stages change, which the distributor skips (the topology keeps an
+        older copy of the port, so later events' old objects differ from it)."""
+        stages = (PortStage("accepted", True), PortStage("flows_installed", status == "ACTIVE"))
+        self._try(self.api.ports.update_status, data.draw(st.sampled_from(self.ports)), status, stages)
+
+    # ---------------------------------------------------------------- security groups
+
+    @rule(name=st.sampled_from(("web", "db", "ssh")))
+    def create_security_group(self, name: str) -> None:
+        group = self.api.security_groups.create({"name": name})
+        self.groups.append(group.id)
+        self.rules.extend(self.api.core.secgroups.rules_of(group.id))
+
+    @precondition(lambda self: self.groups)
+    @rule(
+        data=st.data(),
+        direction=st.sampled_from(("ingress", "egress")),
+        proto=st.sampled_from(("", "tcp", "udp", "icmp", "47")),
+        ports=st.sampled_from((None, (22, 22), (1000, 1999), (1500, 2500))),
+        prefix=st.sampled_from(("", "10.0.0.0/24", "10.0.0.12/32", "0.0.0.0/0")),
+        remote=st.booleans(),
+    )
+    def create_rule(
+        self,
+        data: st.DataObject,
+        direction: str,
+        proto: str,
+        ports: tuple[int, int] | None,
+        prefix: str,
+        remote: bool,
+    ) -> None:
+        groups = [*self.groups, *self._default_groups()]
+        fields: dict[str, object] = {
+            "security_group_id": data.draw(st.sampled_from(groups)),
+            "direction": direction,
+            "protocol": proto,
+        }
+        if ports is not None and proto in ("tcp", "udp"):
+            fields["port_range_min"], fields["port_range_max"] = ports
+        if remote:
+            fields["remote_group_id"] = data.draw(st.sampled_from(groups))
+        elif prefix:
+            fields["remote_ip_prefix"] = prefix
+        created = self._try(self.api.security_group_rules.create, fields)
+        if created is not None:
+            self.rules.append(created.id)  # type: ignore[attr-defined]
+
+    @precondition(lambda self: self.rules)
+    @rule(data=st.data())
+    def delete_rule(self, data: st.DataObject) -> None:
+        rule_id = data.draw(st.sampled_from(self.rules))
+        self._try(self.api.security_group_rules.delete, rule_id)
+        self.rules.remove(rule_id)
+
+    @precondition(lambda self: self.ports)
+    @rule(data=st.data(), n=st.integers(min_value=0, max_value=2))
+    def set_port_groups(self, data: st.DataObject, n: int) -> None:
+        """A port leaves and joins groups (none: with port security on, it drops everything)."""
+        groups = [*self.groups, *self._default_groups()]
+        chosen = data.draw(st.lists(st.sampled_from(groups), max_size=n)) if groups else []
+        changes = {"security_groups": chosen, "port_security_enabled": True}
+        self._try(self.api.ports.update, data.draw(st.sampled_from(self.ports)), changes)
+
+    @precondition(lambda self: self.ports)
+    @rule(data=st.data(), security=st.booleans())
+    def port_security_only(self, data: st.DataObject, security: bool) -> None:
+        """Port security off takes the groups and pairs with it; on again, it has none."""
+        changes: dict[str, object] = {"port_security_enabled": security}
+        if not security:
+            changes |= {"security_groups": [], "allowed_address_pairs": []}
+        self._try(self.api.ports.update, data.draw(st.sampled_from(self.ports)), changes)
+
+    @precondition(lambda self: self.ports)
+    @rule(
+        data=st.data(),
+        pairs=st.lists(
+            st.sampled_from(
+                (
+                    ("10.0.0.200", ""),
+                    ("10.0.0.12", ""),
+                    ("10.0.0.128/25", ""),
+                    ("10.0.0.200", "fa:16:3e:aa:bb:cc"),
+                    ("0.0.0.0/0", ""),
+                )
+            ),
+            max_size=2,
+            unique=True,
+        ),
+    )
+    def set_address_pairs(self, data: st.DataObject, pairs: list[tuple[str, str]]) -> None:
+        self._try(self.api.ports.update, data.draw(st.sampled_from(self.ports)), {"allowed_address_pairs": pairs})
+
+    @precondition(lambda self: self.groups)
+    @rule(data=st.data())
+    def delete_security_group(self, data: st.DataObject) -> None:
+        group_id = data.draw(st.sampled_from(self.groups))
+        rules = self.api.core.secgroups.rules_of(group_id)
+        if self._try(self.api.security_groups.delete, group_id) is not None:
+            self.groups.remove(group_id)
+            self.rules = [r for r in self.rules if r not in rules]
+
+    def _default_groups(self) -> list[str]:
+        return [g.id for g in self.store.list("security_group") if g.name == "default"]  # type: ignore[attr-defined]
 
     @rule(name=st.sampled_from(("web", "db", "cache")))
     def create_instance(self, name: str) -> None:

@@ -18,6 +18,7 @@ def test_table_numbers_are_stable() -> None:
         10: "port_security",
         15: "egress_ct",
         20: "egress_acl",
+        21: "egress_accept",
         30: "arp_responder",
         40: "l3_lookup",
         41: "dnat",
@@ -26,6 +27,7 @@ def test_table_numbers_are_stable() -> None:
         50: "l2_lookup",
         55: "ingress_ct",
         60: "ingress_acl",
+        61: "ingress_accept",
         65: "provider_egress",
         70: "deliver",
     }

@@ -476,6 +476,13 @@ def test_overlapping_conjunctions_are_refused() -> None:
     )
     with pytest.raises(SimulationError, match="overlapping conjunctive"):
         table.process(tcp12(), 1)
+    # The same two conjunctions leading to flows that do the same: OVS's pick changes nothing.
+    alike = FlowTable([*table.flows[:4], F(0, 10, Output(2), conj_id=1, eth_type=IPV4), F(0, 10, Output(2), conj_id=2)])
+    assert alike.process(tcp12(), 1).outputs() == [2]
+    # One of them has no conj_id flow: OVS may pick it and fall through, or pick the other: unpredictable.
+    half = FlowTable([*table.flows[:4], F(0, 10, Output(2), conj_id=1, eth_type=IPV4)])
+    with pytest.raises(SimulationError, match="overlapping conjunctive"):
+        half.process(tcp12(), 1)
     with pytest.raises(SimulationError, match="no other action"):
         FlowTable([F(0, 50, Conjunction(1, 1, 2), Output(2), eth_type=IPV4)])
 
@@ -533,7 +540,10 @@ def test_in_port_and_loops() -> None:
     with pytest.raises(SimulationError, match="recirculation deeper"):
         loop.process(tcp12(), 1)
     with pytest.raises(SimulationError, match="ambiguous"):
-        FlowTable([F(0, 5, in_port=1), F(0, 5, eth_type=IPV4)]).process(tcp12(), 1)
+        FlowTable([F(0, 5, Output(2), in_port=1), F(0, 5, eth_type=IPV4)]).process(tcp12(), 1)
+    # Two flows at one priority that do the same: whichever OVS picks, the packet goes the same way.
+    same = FlowTable([F(0, 5, Output(2), in_port=1), F(0, 5, Output(2), eth_type=IPV4)])
+    assert same.process(tcp12(), 1).outputs() == [2]
     with pytest.raises(SimulationError, match="NORMAL"):
         FlowTable([F(0, 5, Output(0xFFFFFFFA))]).process(tcp12(), 1)
 

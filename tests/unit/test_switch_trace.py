@@ -131,3 +131,12 @@ def test_both_traces_end_with_one_result_in_the_same_words() -> None:
     assert dropped.splitlines()[1] == "        dropped on hv1 in table 0 (classify): no binding"
     stopped = _summary([], [], ["stopped at the tunnel to hv2"], "vm2", "p2")
     assert stopped.splitlines()[1] == "        stopped at the tunnel to hv2"
+
+
+def test_a_trace_through_conntrack_is_read_in_every_pass() -> None:
+    """Security groups send the packet through ct(table=20): it leaves br-int in the recirculated pass."""
+    t = parse_trace(recorded("trace_secgroups_recirc.txt"), in_port=100)
+    assert t.outputs == [SwitchOutput(65200, vni=1, remote_ip="198.51.100.2")]
+    assert t.last_table == 50
+    packet = _final_packet(recorded("trace_secgroups_recirc.txt"))
+    assert packet.startswith("tcp,vlan_tci=0x0000,dl_src=") and ",eth," not in f",{packet},"

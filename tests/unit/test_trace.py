@@ -70,7 +70,9 @@ def test_unicast_across_the_tunnel_names_every_hop(world: World, protocol: str, 
     assert [h.host for h in t.hops] == ["h1", "h2"]
     first, second = t.hops
     assert first.came_from == "port r1" and first.in_port == r1.binding_ofport
-    assert [s.table for s in first.steps] == [0, 10, 15, 20, 30, 40, 50]
+    # The world's ports are in a group letting everything through: conntrack, a rule, the commit.
+    assert [s.table for s in first.steps] == [0, 10, 15, 20, 21, 30, 40, 50]
+    assert first.steps[3].owner.startswith("security groups of port r1: rule ")
     assert [s.table_name for s in first.steps][:2] == ["classify", "port_security"]
     assert first.steps[0].owner == "binding of port r1"
     assert first.steps[1].owner == "port r1"

@@ -4,14 +4,18 @@
 translation (ofproto/ofproto-dpif-xlate.c) and userspace datapath
 (lib/dpif-netdev.c) do, for the actions Loom uses:
 
-* Lookup: highest priority wins; two matching flows at one priority is a
-  compiler bug and raises. Conjunctive matches follow OVS's classifier
-  (lib/classifier.c): flows with ``conjunction(id, k/n)`` actions match
-  "softly"; when every dimension of an id matched at a priority above the best
-  ordinary match, the table is searched again with ``conj_id=id`` (ordinary
-  flows only, any priority) and that flow runs. If the search finds nothing,
-  lower-priority flows with the same match are tried. Two ids completing at
-  one priority is "unpredictable" in OVS and raises here.
+* Lookup: highest priority wins; two matching flows at one priority with
+  different actions is a compiler bug and raises (OVS would pick either; when
+  their actions and goto are identical, which one ran changes nothing, and
+  the first in match order is reported). Conjunctive matches follow OVS's
+  classifier (lib/classifier.c): flows with ``conjunction(id, k/n)`` actions
+  match "softly"; when every dimension of an id matched at a priority above
+  the best ordinary match, the table is searched again with ``conj_id=id``
+  (ordinary flows only, any priority) and that flow runs. If the search finds
+  nothing, lower-priority flows with the same match are tried. Several ids
+  completing at one priority: OVS takes the first it finds, so unless every
+  one of them leads to a flow with the same actions and goto, the outcome is
+  "unpredictable" and raises here.
 * Actions run in order; ``goto_table`` last. ``resubmit`` is a subroutine
   whose changes persist. A table miss ends only the lookup it belongs to.
   Output to the input port is skipped; ``IN_PORT`` sends back.
@@ -318,19 +322,18 @@ class FlowTable:
                             f"conjunction {conj.id} has {n} and {conj.n_clauses} dimensions in table {table}"
                         )
                     seen.add(conj.clause)
-            found: dict[int, Flow] = {}
+            found: dict[int, Flow | None] = {}
             for conj_id, (n, seen) in sorted(clauses.items()):
                 if len(seen) == n:
-                    hit = self._lookup_hard(table, {**pkt, "conj_id": conj_id})
-                    if hit is not None:
-                        found[conj_id] = hit
-            if len(found) > 1:
+                    found[conj_id] = self._lookup_hard(table, {**pkt, "conj_id": conj_id})
+            outcomes = {None if hit is None else (hit.actions, hit.goto) for hit in found.values()}
+            if len(outcomes) > 1:
                 raise SimulationError(
                     f"overlapping conjunctive matches in table {table} at priority {soft_pri}: conj ids"
-                    f" {sorted(found)} all complete (OVS picks one unpredictably)"
+                    f" {sorted(found)} all complete and lead to different actions (OVS picks one unpredictably)"
                 )
-            if found:
-                ((conj_id, hit),) = found.items()
+            if outcomes and None not in outcomes:
+                conj_id, hit = next((c, h) for c, h in found.items() if h is not None)
                 if events is not None:
                     events.append(ConjunctionEvent(table, soft_pri, conj_id, hit))
                 return hit
@@ -643,8 +646,10 @@ def _is_soft(flow: Flow) -> bool:
 
 
 def _one(table: int, flows: list[Flow]) -> Flow | None:
-    if len(flows) > 1:
-        raise SimulationError(f"ambiguous match in table {table}: {flows[0].text()} and {flows[1].text()}")
+    """The one flow of several matching at one priority: they must all do the same, or OVS's pick matters."""
+    for other in flows[1:]:
+        if (other.actions, other.goto) != (flows[0].actions, flows[0].goto):
+            raise SimulationError(f"ambiguous match in table {table}: {flows[0].text()} and {other.text()}")
     return flows[0] if flows else None
 
 

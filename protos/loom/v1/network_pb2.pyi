@@ -102,10 +102,12 @@ class ListSubnetsResponse(_message.Message):
     def __init__(self, subnets: _Optional[_Iterable[_Union[_resources_pb2.Subnet, _Mapping]]] = ..., revision: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreatePortRequest(_message.Message):
-    __slots__ = ("port",)
+    __slots__ = ("port", "no_security_groups")
     PORT_FIELD_NUMBER: _ClassVar[int]
+    NO_SECURITY_GROUPS_FIELD_NUMBER: _ClassVar[int]
     port: _resources_pb2.Port
-    def __init__(self, port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ...) -> None: ...
+    no_security_groups: bool
+    def __init__(self, port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ..., no_security_groups: _Optional[bool] = ...) -> None: ...
 
 class UpdatePortRequest(_message.Message):
     __slots__ = ("port", "update_mask")
@@ -158,7 +160,7 @@ class WatchRequest(_message.Message):
     def __init__(self, since_revision: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("revision", "type", "kind", "id", "at", "network", "subnet", "port", "instance")
+    __slots__ = ("revision", "type", "kind", "id", "at", "network", "subnet", "port", "instance", "security_group", "security_group_rule")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[WatchEvent.Type]
@@ -178,6 +180,8 @@ class WatchEvent(_message.Message):
     SUBNET_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_GROUP_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_GROUP_RULE_FIELD_NUMBER: _ClassVar[int]
     revision: int
     type: WatchEvent.Type
     kind: str
@@ -187,7 +191,9 @@ class WatchEvent(_message.Message):
     subnet: _resources_pb2.Subnet
     port: _resources_pb2.Port
     instance: _resources_pb2.Instance
-    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., id: _Optional[str] = ..., at: _Optional[float] = ..., network: _Optional[_Union[_resources_pb2.Network, _Mapping]] = ..., subnet: _Optional[_Union[_resources_pb2.Subnet, _Mapping]] = ..., port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ..., instance: _Optional[_Union[_resources_pb2.Instance, _Mapping]] = ...) -> None: ...
+    security_group: _resources_pb2.SecurityGroup
+    security_group_rule: _resources_pb2.SecurityGroupRule
+    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., id: _Optional[str] = ..., at: _Optional[float] = ..., network: _Optional[_Union[_resources_pb2.Network, _Mapping]] = ..., subnet: _Optional[_Union[_resources_pb2.Subnet, _Mapping]] = ..., port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ..., instance: _Optional[_Union[_resources_pb2.Instance, _Mapping]] = ..., security_group: _Optional[_Union[_resources_pb2.SecurityGroup, _Mapping]] = ..., security_group_rule: _Optional[_Union[_resources_pb2.SecurityGroupRule, _Mapping]] = ...) -> None: ...
 
 class Agent(_message.Message):
     __slots__ = ("host", "tunnel_ip", "datapath_type", "alive", "last_seen", "applied_revision", "host_revision", "flows", "version")

@@ -111,7 +111,7 @@ class PortStage(_message.Message):
     def __init__(self, name: _Optional[str] = ..., done: _Optional[bool] = ..., at: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Port(_message.Message):
-    __slots__ = ("id", "name", "network_id", "project_id", "mac_address", "fixed_ips", "device_id", "device_owner", "binding_host_id", "admin_state_up", "port_security_enabled", "status", "stages", "binding_vif_details", "tag", "revision_number", "created_at", "updated_at", "binding_vif_type", "binding_failure_reason")
+    __slots__ = ("id", "name", "network_id", "project_id", "mac_address", "fixed_ips", "device_id", "device_owner", "binding_host_id", "admin_state_up", "port_security_enabled", "status", "stages", "binding_vif_details", "tag", "revision_number", "created_at", "updated_at", "binding_vif_type", "binding_failure_reason", "security_groups", "allowed_address_pairs")
     class BindingVifDetailsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +139,8 @@ class Port(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     BINDING_VIF_TYPE_FIELD_NUMBER: _ClassVar[int]
     BINDING_FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_ADDRESS_PAIRS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     network_id: str
@@ -159,7 +161,17 @@ class Port(_message.Message):
     updated_at: float
     binding_vif_type: str
     binding_failure_reason: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., network_id: _Optional[str] = ..., project_id: _Optional[str] = ..., mac_address: _Optional[str] = ..., fixed_ips: _Optional[_Iterable[_Union[FixedIP, _Mapping]]] = ..., device_id: _Optional[str] = ..., device_owner: _Optional[str] = ..., binding_host_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[PortStage, _Mapping]]] = ..., binding_vif_details: _Optional[_Mapping[str, str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., binding_vif_type: _Optional[str] = ..., binding_failure_reason: _Optional[str] = ...) -> None: ...
+    security_groups: _containers.RepeatedScalarFieldContainer[str]
+    allowed_address_pairs: _containers.RepeatedCompositeFieldContainer[AddressPair]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., network_id: _Optional[str] = ..., project_id: _Optional[str] = ..., mac_address: _Optional[str] = ..., fixed_ips: _Optional[_Iterable[_Union[FixedIP, _Mapping]]] = ..., device_id: _Optional[str] = ..., device_owner: _Optional[str] = ..., binding_host_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., stages: _Optional[_Iterable[_Union[PortStage, _Mapping]]] = ..., binding_vif_details: _Optional[_Mapping[str, str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., binding_vif_type: _Optional[str] = ..., binding_failure_reason: _Optional[str] = ..., security_groups: _Optional[_Iterable[str]] = ..., allowed_address_pairs: _Optional[_Iterable[_Union[AddressPair, _Mapping]]] = ...) -> None: ...
+
+class AddressPair(_message.Message):
+    __slots__ = ("ip_address", "mac_address")
+    IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ip_address: str
+    mac_address: str
+    def __init__(self, ip_address: _Optional[str] = ..., mac_address: _Optional[str] = ...) -> None: ...
 
 class Instance(_message.Message):
     __slots__ = ("id", "name", "hostname", "project_id", "user_data", "public_keys", "metadata", "availability_zone", "host", "status", "ports", "tag", "revision_number", "created_at", "updated_at")
@@ -208,3 +220,63 @@ class Instance(_message.Message):
     created_at: float
     updated_at: float
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., hostname: _Optional[str] = ..., project_id: _Optional[str] = ..., user_data: _Optional[bytes] = ..., public_keys: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., availability_zone: _Optional[str] = ..., host: _Optional[str] = ..., status: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class SecurityGroup(_message.Message):
+    __slots__ = ("id", "name", "description", "project_id", "rules", "tag", "revision_number", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    description: str
+    project_id: str
+    rules: _containers.RepeatedCompositeFieldContainer[SecurityGroupRule]
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., project_id: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[SecurityGroupRule, _Mapping]]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class SecurityGroupRule(_message.Message):
+    __slots__ = ("id", "security_group_id", "project_id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max", "icmp_type", "icmp_code", "remote_ip_prefix", "remote_group_id", "description", "tag", "revision_number", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    ETHERTYPE_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGE_MIN_FIELD_NUMBER: _ClassVar[int]
+    PORT_RANGE_MAX_FIELD_NUMBER: _ClassVar[int]
+    ICMP_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ICMP_CODE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_IP_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    security_group_id: str
+    project_id: str
+    direction: str
+    ethertype: str
+    protocol: str
+    port_range_min: int
+    port_range_max: int
+    icmp_type: int
+    icmp_code: int
+    remote_ip_prefix: str
+    remote_group_id: str
+    description: str
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., security_group_id: _Optional[str] = ..., project_id: _Optional[str] = ..., direction: _Optional[str] = ..., ethertype: _Optional[str] = ..., protocol: _Optional[str] = ..., port_range_min: _Optional[int] = ..., port_range_max: _Optional[int] = ..., icmp_type: _Optional[int] = ..., icmp_code: _Optional[int] = ..., remote_ip_prefix: _Optional[str] = ..., remote_group_id: _Optional[str] = ..., description: _Optional[str] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
