@@ -172,7 +172,7 @@ def test_floating_ip_create_associate_disassociate_delete(api: NetworkApi) -> No
 
 
 def test_floating_ip_refusals(api: NetworkApi) -> None:
-    ext, r, vm = fip_world(api)
+    ext, _, vm = fip_world(api)
     tenant_net, _ = tenant(api, "10.7.0.0/24")
     refused(
         ErrorCode.INVALID_ARGUMENT,
