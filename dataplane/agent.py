@@ -71,6 +71,9 @@ TICK_SECONDS = 1.0
 PERSIST_EVERY = 0.5  # seconds: debounce writes of the desired state
 RETRY_SECONDS = 0.5
 GATEWAY_CHECK_SECONDS = 0.1  # how often a gateway host reads its BFD sessions (for announcing and reporting)
+# A gateway tunnel younger than this cannot say a peer is down: its BFD session may not be up yet. Until then
+# the peer counts as alive, so two gateways starting together do not both claim (and report) a router.
+BFD_SETTLE_SECONDS = 3.0
 
 
 class Agent:
@@ -124,6 +127,7 @@ class Agent:
         self._external_changed = False
         self._gateway_check_at: float | None = None
         self._tunnels_wanted: tuple[tuple[int, str], ...] | None = None
+        self._tunnels_since: dict[int, float] = {}  # gateway tunnel ofport -> when it was set up
         self._cpath_down = False
 
     # ------------------------------------------------------------ lifecycle
@@ -361,6 +365,8 @@ class Agent:
             self._retry_at = time.monotonic() + RETRY_SECONDS
             return
         self._tunnels_wanted, self._cpath_down = wanted, not healthy
+        now = time.monotonic()
+        self._tunnels_since = {ofport: self._tunnels_since.get(ofport, now) for ofport, _ in wanted}
 
     def _gateway_step(self, now: float) -> None:
         """On a gateway host: which routers it is active for now; announce and report what changed."""
@@ -375,6 +381,9 @@ class Agent:
         except Exception as exc:
             self.log.warning("cannot read BFD state", error=str(exc))
             return
+        for ofport, since in self._tunnels_since.items():
+            if now - since < BFD_SETTLE_SECONDS:
+                forwarding[ofport] = True  # too young to tell: the peer counts as alive
         before = self.core.gateway_report()
         active = self.core.gateway_roles(self.desired, forwarding, healthy)
         report = self.core.gateway_report()
@@ -504,6 +513,9 @@ class Agent:
         self.installer = FlowInstaller(self.connection)
         if self.tunnels is not None:
             self.tunnels.forget()  # a new connection may mean a new ovs-vswitchd, with an empty cache
+        # ... and BFD sessions starting over: give them time before judging any peer down.
+        now = time.monotonic()
+        self._tunnels_since = dict.fromkeys(self._tunnels_since, now)
         return True
 
     def _drop_openflow(self) -> None:

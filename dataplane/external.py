@@ -97,7 +97,8 @@ def ensure_bridge_mappings(
             if driver.ensure_port(m.bridge, m.nic, external_ids={LOOM_OWNER: "provider"}) <= 0:
                 raise ExternalError(f"bridge mapping {m.physical_network}: cannot add NIC {m.nic} to {m.bridge}")
             link.set_link(m.nic, up=True)
-        driver.ensure_port(m.bridge, ext_side, type="patch", options={"peer": int_side})
+        # A patch port is usable only once its peer exists: the first half goes in without waiting.
+        driver.ensure_port(m.bridge, ext_side, type="patch", options={"peer": int_side}, wait=False)
         ofport = driver.ensure_port(
             BR_INT, int_side, type="patch", options={"peer": ext_side}, ofport_request=PATCH_OFPORT_MIN + index
         )

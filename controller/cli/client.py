@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from controller.cli.output import Column, print_json, print_table
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
+from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, router_pb2, router_pb2_grpc
 
 PAGE_SIZE = 500
 
@@ -38,6 +38,10 @@ class ApiClient:
     @property
     def compute(self) -> compute_pb2_grpc.ComputeServiceStub:
         return compute_pb2_grpc.ComputeServiceStub(self.channel)
+
+    @property
+    def routers(self) -> router_pb2_grpc.RouterServiceStub:
+        return router_pb2_grpc.RouterServiceStub(self.channel)
 
     def close(self) -> None:
         if self._channel is not None:
@@ -109,4 +113,7 @@ class Cli(ApiClient):
             return net.GetPort, net.ListPorts, network_pb2.ListPortsRequest(), "ports"
         if kind == "instance":
             return comp.GetInstance, comp.ListInstances, compute_pb2.ListInstancesRequest(), "instances"
+        if kind == "router":
+            r = self.routers
+            return r.GetRouter, r.ListRouters, router_pb2.ListRoutersRequest(), "routers"
         raise ValueError(kind)

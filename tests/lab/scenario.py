@@ -54,9 +54,13 @@ class Scenario:
         wait: bool = True,
         ip: str = "",
         mac: str = "",
+        routed: bool = False,
     ) -> Vm:
-        """A VM on ``host`` whose port is ACTIVE; its address is static unless ``dhcp``."""
-        vm = self.loom.boot_vm(self.unique(name), host, net, ip=ip, mac=mac, dhcp=dhcp, instance=instance, wait=False)
+        """A VM on ``host`` whose port is ACTIVE; its address is static unless ``dhcp``; ``routed``: with a
+        default route via its subnet's gateway."""
+        vm = self.loom.boot_vm(
+            self.unique(name), host, net, ip=ip, mac=mac, dhcp=dhcp, instance=instance, wait=False, routed=routed
+        )
         # Recorded before the wait, so cleanup removes them if the port never becomes ACTIVE.
         self.ports.append(vm.port_id)
         self.vms.append(vm)
