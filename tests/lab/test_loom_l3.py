@@ -540,6 +540,58 @@ def test_a_vswitchd_restart_is_repaired_without_the_controller(l3: L3Scenario) -
         loom.wait_agents(timeout=60)
 
 
+# ---------------------------------------------------------------- provider networks
+
+
+def provider_network(l3: L3Scenario, name: str, vlan: int, cidr: str) -> LabNetwork:
+    api = l3.loom.network
+    net = api.CreateNetwork(
+        network_pb2.CreateNetworkRequest(
+            network=resources_pb2.Network(
+                name=l3.unique(name), network_type="vlan", physical_network="external", segmentation_id=vlan
+            )
+        ),
+        timeout=10,
+    )
+    l3.networks.append(net.id)
+    sub = api.CreateSubnet(
+        network_pb2.CreateSubnetRequest(subnet=resources_pb2.Subnet(network_id=net.id, cidr=cidr)), timeout=10
+    )
+    return LabNetwork(net, sub)
+
+
+def test_vms_on_a_vlan_provider_network_get_dhcp_and_metadata_from_their_own_host(l3: L3Scenario) -> None:
+    from lab.mininet import guest
+
+    net = provider_network(l3, "vlan", 100, "192.168.100.0/24")
+    inst_a, inst_b = l3.instance("pa", hostname="pa"), l3.instance("pb", hostname="pb")
+    a = l3.vm("hv1", net, dhcp=True, instance=inst_a)
+    b = l3.vm("hv2", net, dhcp=True, instance=inst_b)
+    for vm in (a, b):
+        lease = l3.udhcpc(vm, "-O", "staticroutes", "-O", "mtu")
+        assert lease is not None and lease["ip"] == l3.ip_of(vm), f"{vm.name}: {lease}"
+        assert lease.get("mtu") == "1500", "a provider network carries the physical network's MTU"
+    lab = l3.loom.lab
+    with Capture(lab.hv("hv1").netns, "vlan 100", interface="ext0") as wire:
+        assert probes.ping(a.netns, l3.ip_of(b), count=3)
+        assert probes.tcp_transfer(b.netns, a.netns, l3.ip_of(b), nbytes=1_000_000)
+    assert wire.frames, "the VMs talk over the physical network, tagged with VLAN 100"
+    for vm, inst in ((a, inst_a), (b, inst_b)):
+        status, body = guest.http_get(vm.netns, "http://169.254.169.254/latest/meta-data/instance-id")
+        assert (status, body.decode()) == (200, inst.id), vm.name
+
+
+def test_a_vm_directly_on_the_flat_external_network_reaches_the_upstream_router(l3: L3Scenario) -> None:
+    ext = l3.external()
+    vm = l3.vm("hv2", ext, ip="203.0.113.20")
+    assert probes.ping(vm.netns, l3.world.gateway_ip, count=2)
+    assert l3.world.neighbor_mac(vm.address or "") == vm.mac
+    # ... and a floating IP NATed on another host reaches it across the physical network.
+    _, a, _, _ = fip_setup(l3)
+    assert probes.ping(a.netns, vm.address or "")
+    assert probes.tcp_transfer(vm.netns, a.netns, vm.address or "", bind_ip="0.0.0.0")
+
+
 # ---------------------------------------------------------------- MTU
 
 
