@@ -27,6 +27,7 @@ Two things the controller cannot know exactly, and how they are filled in:
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -190,6 +191,8 @@ def owner_names(topo: Topology) -> dict[int, str]:
         ((net.tag, f"network {net.name or net.id}") for net in topo.networks.values()),
         ((port.tag, f"port {port_label(port)}") for port in topo.ports.values()),
         ((dhcp.tag, f"network {network_label(topo, dhcp.network_id)}") for dhcp in topo.dhcp_ports.values()),
+        ((r.tag, f"router {r.name or r.id}") for r in topo.l3.routers.values()),
+        ((f.tag, f"floating IP {f.floating_ip_address}") for f in topo.l3.floating_ips.values()),
     )
 
 
@@ -232,7 +235,15 @@ def build_packet(
         raise TraceError("invalid", "dst_ip", f"{target_ip!r} is not an IPv4 address") from None
     if protocol == "arp":
         return sim.arp_request(src.mac_address, src.ips[0], target_ip, dst_mac or BROADCAST)
-    mac = dst_mac or (dst.mac_address if dst is not None else _mac_of(topo, src.network_id, target_ip))
+    if dst_mac:
+        mac = dst_mac
+    elif dst is not None and dst.network_id == src.network_id:
+        mac = dst.mac_address
+    else:
+        # Off the network (another network's port, or an address no port here holds): to the gateway, as the VM
+        # would; with no router there, to the port's own MAC (which that network never sees).
+        on_net = "" if dst is not None else _mac_of(topo, src.network_id, target_ip)
+        mac = on_net or _gateway_mac(topo, src) or (dst.mac_address if dst is not None else "")
     if not mac:
         raise TraceError(
             "invalid",
@@ -250,6 +261,15 @@ def build_packet(
         src_port or DEFAULT_SRC_PORT,
         dst_port or DEFAULT_DST_PORT,
     )
+
+
+def _gateway_mac(topo: Topology, src: Port) -> str:
+    """The MAC of the gateway of ``src``'s subnet, when a port on its network (a router interface) holds it."""
+    src_ip = ipaddress.IPv4Address(src.ips[0])
+    for subnet in topo.subnets_by_network.get(src.network_id, {}).values():
+        if subnet.gateway_ip and src_ip in ipaddress.ip_network(subnet.cidr, strict=False):
+            return _mac_of(topo, src.network_id, subnet.gateway_ip)
+    return ""
 
 
 def _mac_of(topo: Topology, network_id: str, ip: str) -> str:

@@ -14,6 +14,7 @@ import pytest
 
 from controller.compiler.host import compile_host
 from controller.compiler.sim import SYN, arp_request, icmp_echo, reply, tcp
+from controller.compiler.trace import build_packet, trace_from_port
 from controller.model import Port, Router
 from dataplane.contract.cookie import CookieKind, split_cookie
 from dataplane.contract.fields import int_to_ipv4, mac_to_int
@@ -130,6 +131,22 @@ def test_same_host_routing_never_touches_the_underlay(world: World) -> None:
     (got,) = out.vifs
     assert (got.host, got.port) == ("h1", P(world, "c").binding_ofport)
     assert [h for h, _ in out.hops] == ["h1"]
+
+
+def test_loomctl_trace_follows_a_routed_packet_and_names_the_router(world: World) -> None:
+    """The controller's trace (loomctl trace): a packet to another network's port goes to the gateway's MAC,
+    is routed on h1 and tunnelled to h2 with blue's VNI, every routing step named by its owner."""
+    a, b = P(world, "a"), P(world, "b")
+    packet = build_packet(world.topo, a, "icmp", dst=b)
+    assert packet["eth_dst"] == mac_to_int(router_mac(world, "r1", "red")), "a VM sends off-subnet to its gateway"
+    t = trace_from_port(world.topo, a, packet)
+    assert [h.host for h in t.hops] == ["h1", "h2"]
+    (tunnel,) = t.hops[0].outputs
+    assert (tunnel.kind, tunnel.vni, tunnel.remote_host) == ("tunnel", 1002, "h2")
+    owners = {s.owner for s in t.hops[0].steps}
+    assert "router r1" in owners and "routing to port b" in owners
+    (out,) = t.deliveries
+    assert (out.host, out.port_name) == ("h2", "b") and "nw_ttl=63" in out.packet
 
 
 def test_arp_for_the_router_is_answered_on_the_spot(world: World) -> None:
