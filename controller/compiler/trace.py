@@ -32,10 +32,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from controller.compiler import simulator as sim
-from controller.compiler.host import compile_host
+from controller.compiler.host import HostState, compile_host
 from controller.compiler.topology import Topology
 from controller.model import Port
-from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, TUNNEL_OFPORT
+from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, PATCH_OFPORT_MIN, TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
 from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
 from dataplane.contract.cookie import CookieKind, describe_cookie, owner_labels, split_cookie
@@ -71,6 +71,9 @@ _DEFAULT_DROP = {
     p.CLASSIFY: "no flow in classify knows its in_port: the port has no binding here "
     "(not bound to this host, administratively down, or its network is not active)",
     p.PORT_SECURITY: "port security: it is not from the port's MAC and fixed IPs (nor a DHCP request)",
+    p.NEIGHBOR: "no neighbour entry for its next hop: no port holds that address, or it is an external next hop "
+    "whose MAC the host's agent resolves by ARP and renders itself (the controller's trace does not know it; "
+    "loomctl trace --switch shows the real switch)",
 }
 
 
@@ -152,6 +155,7 @@ class HostView:
 
     table: sim.FlowTable
     ports: dict[int, LocalPortName]
+    gateway_tunnels: dict[int, str] = field(default_factory=dict)  # ofport -> the host at its other end
 
 
 # ---------------------------------------------------------------- a host's switch
@@ -159,6 +163,22 @@ class HostView:
 
 def host_switch(topo: Topology, host: str) -> tuple[list[Flow], dict[int, LocalPortName]]:
     """Everything br-int on ``host`` holds (compiled flows + the agent's binding flows) and its ports' names."""
+    flows, ports, _ = _host_switch(topo, host)
+    return flows, ports
+
+
+def host_view(topo: Topology, host: str) -> HostView:
+    """``host``'s switch for the trace. Its gateway tunnels (the point-to-point ones to gateway hosts, which the
+    SNAT redirection's bundle picks among) count as up: the controller does not see BFD."""
+    flows, ports, state = _host_switch(topo, host)
+    tunnels = {t.ofport: t.host for t in state.l3.gateway_tunnels}
+    agent = topo.agents.get(host)
+    for i, physnet in enumerate(agent.physical_networks if agent is not None else ()):
+        ports[PATCH_OFPORT_MIN + i] = LocalPortName("", f"provider bridge of physical network {physnet}")
+    return HostView(sim.FlowTable(flows, ports=dict.fromkeys(tunnels, True)), ports, tunnels)
+
+
+def _host_switch(topo: Topology, host: str) -> tuple[list[Flow], dict[int, LocalPortName], HostState]:
     state = compile_host(topo, host)
     flows = state.flows()
     ports: dict[int, LocalPortName] = {}
@@ -173,7 +193,7 @@ def host_switch(topo: Topology, host: str) -> tuple[list[Flow], dict[int, LocalP
             break  # the agent has no number left for more either
         flows.extend(localport_binding_flows(net.localport_tag, net.tag, ofport))
         ports[ofport] = LocalPortName(net.localport_id, f"localport of network {network_label(topo, net.network_id)}")
-    return flows, ports
+    return flows, ports, state
 
 
 def port_label(port: Port) -> str:
@@ -331,13 +351,15 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
         h, port, pkt, came = pending.popleft()
         view = views.get(h)
         if view is None:
-            flows, ports = host_switch(topo, h)
-            view = views[h] = HostView(sim.FlowTable(flows), ports)
+            view = views[h] = host_view(topo, h)
         ran = view.table.process(pkt, port)
         hop = Hop(h, port, came, describe_packet(pkt))
         hop.steps = [_step(f, names) for f in ran.hits]
         for emit in ran.emitted:
             out = emit.packet
+            if emit.port in view.gateway_tunnels:
+                _follow_gateway_tunnel(topo, views, h, emit, hop, pending)
+                continue
             if emit.port != TUNNEL_OFPORT:
                 where = view.ports.get(emit.port, LocalPortName("", f"OpenFlow port {emit.port}"))
                 hop.outputs.append(
@@ -364,6 +386,35 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
             hop.drop_table, hop.drop_reason = _why_dropped(ran, port, names)
         result.hops.append(hop)
     return result
+
+
+def _follow_gateway_tunnel(
+    topo: Topology,
+    views: dict[str, HostView],
+    host: str,
+    emit: sim.Emit,
+    hop: Hop,
+    pending: deque[tuple[str, int, sim.Packet, str]],
+) -> None:
+    """A packet redirected to a gateway host (SNAT): it arrives there on that host's tunnel port back to ``host``."""
+    view = views[host]
+    remote = view.gateway_tunnels[emit.port]
+    vni = emit.packet.get("tunnel_id", 0)
+    inner = sim.wire(emit.packet)
+    remote_ip = topo.tunnel_ip(remote) or ""
+    remote_view = views.get(remote)
+    if remote_view is None:
+        remote_view = views[remote] = host_view(topo, remote)
+    back = [port for port, peer in remote_view.gateway_tunnels.items() if peer == host]
+    kind = "tunnel" if back else "lost"
+    hop.outputs.append(
+        TraceOutput(kind, host, emit.port, describe_packet(inner), vni=vni, remote_host=remote, remote_ip=remote_ip)
+    )
+    if back:
+        local_ip, arriving = topo.tunnel_ip(host), {**inner, "tunnel_id": vni}
+        arriving["tun_ipv4_src"] = ipv4_to_int(local_ip) if local_ip else 0
+        arriving["tun_ipv4_dst"] = ipv4_to_int(remote_ip) if remote_ip else 0
+        pending.append((remote, back[0], arriving, f"gateway tunnel from {host}, VNI {vni} (the router's tag)"))
 
 
 def _step(flow: Flow, names: dict[int, str]) -> Step:

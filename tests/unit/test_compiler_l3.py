@@ -149,6 +149,19 @@ def test_loomctl_trace_follows_a_routed_packet_and_names_the_router(world: World
     assert (out.host, out.port_name) == ("h2", "b") and "nw_ttl=63" in out.packet
 
 
+def test_loomctl_trace_follows_snat_to_the_gateway_host_and_says_where_it_stops(world: World) -> None:
+    """b has no floating IP: routed on h2, redirected over the gateway tunnel to g1 (the router's tag as VNI),
+    SNATed there; the external next hop's MAC is the agent's, so the trace stops there and says so."""
+    b = P(world, "b")
+    t = trace_from_port(world.topo, b, build_packet(world.topo, b, "icmp", dst_ip=INTERNET))
+    assert [h.host for h in t.hops] == ["h2", "g1"]
+    (redirect,) = t.hops[0].outputs
+    assert (redirect.kind, redirect.remote_host, redirect.vni) == ("tunnel", "g1", R(world, "r1").tag)
+    assert t.hops[1].came_from.startswith("gateway tunnel from h2")
+    assert "gateway of router r1" in {s.owner for s in t.hops[1].steps}
+    assert t.hops[1].drop_table == 44 and "agent resolves by ARP" in t.hops[1].drop_reason
+
+
 def test_arp_for_the_router_is_answered_on_the_spot(world: World) -> None:
     a = P(world, "a")
     out = cloud(world).from_port("port-a", arp_request(a.mac_address, "10.0.0.11", "10.0.0.1"))
