@@ -26,7 +26,7 @@ upstream router and a server "on the internet" (``lab.mininet.external``).
   hosts vary.
 
 OVN 23.03 (installed by ``bootstrap.sh --bench``) is measured in the same run
-on a one-chassis lab of its own (prefix "labo", as bench/ovn_baseline.py):
+on a one-chassis lab of its own (prefix "labp", management 198.18.62.0/24; as bench/ovn_baseline.py builds it):
 a logical router between two switches for the routed first ping, a
 distributed gateway port on a localnet switch with the same upstream router
 and server for the floating IP (``lr-nat-add dnat_and_snat`` with
@@ -432,12 +432,9 @@ def router_flows_per_host() -> dict[str, object]:
         flows = compile_host(w.topo, "h0").flows()
         count = sum(1 for f in flows if split_cookie(f.cookie)[0] in router_kinds)
         # Controller memory: distinct flow objects for the router's groups across all hosts.
-        distinct = {
-            id(f)
-            for h in w.topo.agents
-            for f in compile_host(w.topo, h).flows()
-            if split_cookie(f.cookie)[0] in router_kinds
-        }
+        # Every host's flows stay referenced while counting, so no id() is reused by a freed object.
+        every = [f for h in w.topo.agents for f in compile_host(w.topo, h).flows()]
+        distinct = {id(f) for f in every if split_cookie(f.cookie)[0] in router_kinds}
         return count, len(distinct)
 
     rows = []
