@@ -32,6 +32,8 @@ class ControllerConfig:
     metadata_url: str = ""  # where hosts' metadata proxies forward (the controller's metadata service)
     metadata_listen: str = ""  # host:port the metadata service listens on; empty: no metadata service
     metadata_secret: str = ""  # shared with the agents' proxies, which sign each request with it
+    # A gateway host that comes back takes back the routers it was active for (default off: no second outage).
+    gateway_preempt: bool = False
 
 
 def parse_vni_range(text: str) -> tuple[int, int]:
@@ -78,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("LOOM_METADATA_SECRET_FILE", ""),
         help="file holding the secret shared with agents (or LOOM_METADATA_SECRET)",
     )
+    p.add_argument(
+        "--gateway-preempt",
+        action="store_true",
+        default=env("LOOM_GATEWAY_PREEMPT", "") in ("1", "true", "yes"),
+        help="a recovered gateway host takes its routers' SNAT back (default: it stays a backup)",
+    )
     return p
 
 
@@ -106,4 +114,5 @@ def from_args(argv: Sequence[str] | None = None) -> ControllerConfig:
         metadata_url=metadata_url,
         metadata_listen=args.metadata_listen,
         metadata_secret=secret,
+        gateway_preempt=args.gateway_preempt,
     )

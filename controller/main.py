@@ -31,13 +31,23 @@ from controller import config as config_module
 from controller.api.convert import Presenter
 from controller.api.network_api import NetworkApi, NetworkSettings
 from controller.api.network_servicer import NetworkExtras, NetworkServicer
+from controller.api.router_servicer import RouterServicer
 from controller.api.security_servicer import SecurityGroupServicer
 from controller.config import ControllerConfig
 from controller.ready_file import write_ready_file
 from controller.store.base import Store, StoreError
 from controller.store.sqlite import SqliteStore
 from dataplane.common.logs import get_logger, setup_logging
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, security_pb2, security_pb2_grpc
+from protos.loom.v1 import (
+    compute_pb2,
+    compute_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+    security_pb2,
+    security_pb2_grpc,
+)
 
 log = get_logger("controller.main")
 
@@ -139,7 +149,10 @@ def close_context(ctx: ControllerContext) -> None:
 
 def build_context(config: ControllerConfig) -> ControllerContext:
     store = SqliteStore(config.db_path, retention=config.event_retention)
-    network = NetworkApi(store, NetworkSettings(underlay_mtu=config.underlay_mtu, vni_range=config.vni_range))
+    settings = NetworkSettings(
+        underlay_mtu=config.underlay_mtu, vni_range=config.vni_range, gateway_preempt=config.gateway_preempt
+    )
+    network = NetworkApi(store, settings)
     return ControllerContext(
         config=config, store=store, network=network, compute=InstanceApi(store), presenter=Presenter(network)
     )
@@ -162,10 +175,12 @@ def build_server(
     security_pb2_grpc.add_SecurityGroupServiceServicer_to_server(
         SecurityGroupServicer(ctx.network, ctx.presenter), server
     )
+    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(ctx.network, ctx.presenter), server)
     names = [
         network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
         compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name,
         security_pb2.DESCRIPTOR.services_by_name["SecurityGroupService"].full_name,
+        router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
     ]
     for register in extra_services:
         names.extend(register(server, ctx) or ())

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 # device_owner values with a meaning to Loom, re-exported: they are the model's vocabulary too.
 from dataplane.common.constants import OWNER_COMPUTE_PREFIX as OWNER_COMPUTE_PREFIX
 from dataplane.common.constants import OWNER_DHCP as OWNER_DHCP
+from dataplane.common.constants import OWNER_FLOATINGIP as OWNER_FLOATINGIP
+from dataplane.common.constants import OWNER_ROUTER_GATEWAY as OWNER_ROUTER_GATEWAY
 from dataplane.common.constants import OWNER_ROUTER_INTERFACE as OWNER_ROUTER_INTERFACE
 
 PORT_DOWN = "DOWN"
@@ -91,6 +93,8 @@ class Network(Resource):
     physical_network: str = ""
     port_security_enabled: bool = True
     status: str = "ACTIVE"
+    # Neutron's router:external: routers use it as their gateway, floating IPs come from it.
+    router_external: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,11 @@ class Agent(Resource):
     tunnel_ip: str = ""
     datapath_type: str = "netdev"
     version: str = ""
+    # The physical networks of its bridge mappings, in the order it registered them: the i-th one's
+    # bridge is patched to br-int on OpenFlow port PATCH_OFPORT_MIN + i.
+    physical_networks: tuple[str, ...] = ()
+    # Above 0: a gateway host (SNAT for routers whose external network it has), higher goes first.
+    gateway_priority: int = 0
 
 
 # Security groups (Neutron's API): a group is a set of allow rules; rules are objects of their own.
@@ -242,8 +251,49 @@ class SecurityGroupRule(Resource):
     description: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Router(Resource):
+    """A distributed router. Its interfaces are ports (device_owner network:router_interface, device_id the
+    router's id); its external gateway is a port on the external network (network:router_gateway) holding
+    the external fixed IPs and the MAC it uses there."""
+
+    KIND: ClassVar[str] = "router"
+
+    name: str = ""
+    project_id: str = ""
+    admin_state_up: bool = True
+    gateway_network_id: str = ""  # external_gateway_info.network_id ("": no gateway)
+    gateway_port_id: str = ""
+    enable_snat: bool = True
+    routes: tuple[HostRoute, ...] = ()
+    # Conntrack zones: ``zone`` for DNAT, ``zone + 1`` for SNAT; allocated once, the same on every host.
+    zone: int = 0
+    # The gateway host that announced it SNATs for this router (agents report it). The order of the
+    # gateway hosts every host's bundle tries starts with it, so a recovered host does not take it back.
+    active_gateway: str = ""
+    status: str = "ACTIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class FloatingIP(Resource):
+    """A floating IP: an address of an external network (held by a network:floatingip port, which also
+    gives it its MAC there), 1:1 NATed to a fixed IP of a port behind a router with that gateway."""
+
+    KIND: ClassVar[str] = "floatingip"
+
+    project_id: str = ""
+    description: str = ""
+    floating_network_id: str = ""
+    floating_ip_address: str = ""
+    floating_port_id: str = ""
+    port_id: str = ""  # "": not associated
+    fixed_ip_address: str = ""
+    router_id: str = ""  # the router NATing it, found at association
+    status: str = "DOWN"
+
+
 RESOURCE_TYPES: dict[str, type[Resource]] = {
-    c.KIND: c for c in (Network, Subnet, Port, Instance, Agent, SecurityGroup, SecurityGroupRule)
+    c.KIND: c for c in (Network, Subnet, Port, Instance, Agent, SecurityGroup, SecurityGroupRule, Router, FloatingIP)
 }
 
 
@@ -255,6 +305,7 @@ _NESTED: dict[tuple[str, str], type] = {
     ("port", "fixed_ips"): FixedIP,
     ("port", "stages"): PortStage,
     ("port", "allowed_address_pairs"): AddressPair,
+    ("router", "routes"): HostRoute,
 }
 
 

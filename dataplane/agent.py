@@ -12,6 +12,11 @@ always from the complete desired state:
 4. each local port's facts (VIF present, flows installed, DHCP and metadata
    ready) are reported when they change.
 
+On the external side (``dataplane.external``) it keeps the bridge mappings'
+bridges, the gateway tunnels with BFD, and the external next hops resolved;
+it announces floating IPs and gateway roles, flushes a departed floating IP's
+connections, and reports which routers it is the active gateway of.
+
 The decisions (when it may program, which binding flows to render, which
 facts to report, which addresses to announce) are made by
 ``dataplane.agent_core.AgentCore``, without I/O; this module observes and acts.
@@ -23,17 +28,29 @@ unreachable.
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 
 from dataplane import underlay
-from dataplane.agent_core import AgentCore, Announcement, Rendered
+from dataplane.agent_core import AgentCore, Announcement, Flush, Rendered
 from dataplane.common.arp import gratuitous_arp
 from dataplane.common.constants import BR_INT
 from dataplane.common.logs import get_logger
 from dataplane.config import AgentConfig
 from dataplane.contract.cookie import LOOM_MARKER
+from dataplane.contract.external import external_neighbor_flow
+from dataplane.contract.flow import Flow
 from dataplane.desired import DesiredState
+from dataplane.external import (
+    PROBE_INTERVAL,
+    PROBE_INTERVAL_GATEWAY,
+    ExternalNeighbors,
+    ProbeTarget,
+    bfd_forwarding,
+    ensure_bridge_mappings,
+    sync_gateway_tunnels,
+)
 from dataplane.localports import LocalportManager
 from dataplane.openflow.connection import ConnectionClosed, OFConnection, mgmt_target
 from dataplane.openflow.installer import BundleError, FlowInstaller
@@ -53,6 +70,10 @@ log = get_logger(__name__)
 TICK_SECONDS = 1.0
 PERSIST_EVERY = 0.5  # seconds: debounce writes of the desired state
 RETRY_SECONDS = 0.5
+GATEWAY_CHECK_SECONDS = 0.1  # how often a gateway host reads its BFD sessions (for announcing and reporting)
+# A gateway tunnel younger than this cannot say a peer is down: its BFD session may not be up yet. Until then
+# the peer counts as alive, so two gateways starting together do not both claim (and report) a router.
+BFD_SETTLE_SECONDS = 3.0
 
 
 class Agent:
@@ -72,7 +93,14 @@ class Agent:
         self.installer: FlowInstaller | None = None
         self.client = ControllerClient(
             config.controller,
-            Registration(config.host, config.tunnel_ip, config.datapath_type, version),
+            Registration(
+                config.host,
+                config.tunnel_ip,
+                config.datapath_type,
+                version,
+                tuple(m.physical_network for m in config.bridge_mappings),
+                config.gateway_priority,
+            ),
             on_message=self._on_message,
             position=self._position,
             on_connected=self._on_controller_connected,
@@ -94,6 +122,14 @@ class Agent:
         self._last_persist = 0.0
         self._retry_at: float | None = None
         self._metadata_url = ""
+        # The external side.
+        self.bridges = {m.physical_network: m.bridge for m in config.bridge_mappings}
+        self.neighbors = ExternalNeighbors(on_change=self._on_external_change) if config.bridge_mappings else None
+        self._external_changed = False
+        self._gateway_check_at: float | None = None
+        self._tunnels_wanted: tuple[tuple[int, str], ...] | None = None
+        self._tunnels_since: dict[int, float] = {}  # gateway tunnel ofport -> when it was set up
+        self._cpath_down = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -105,12 +141,16 @@ class Agent:
         if cfg.underlay_nic:
             underlay.ensure(self.driver, cfg.underlay_nic, f"{cfg.tunnel_ip}/{cfg.underlay_prefix}")
         self.driver.ensure_tunnel_port(cfg.tunnel_ip)
+        if cfg.bridge_mappings:
+            ensure_bridge_mappings(self.driver, cfg.bridge_mappings, cfg.datapath_type)
         # Reports the VIFs present now to _on_vif before it returns (a resync on attach).
         self.monitor = self.driver.monitor_interfaces(callback=self._on_vif)
         self.localports.adopt()
         _traversable(self.config.run_dir)
         if self.tunnels is not None:
             self.tunnels.start()
+        if self.neighbors is not None:
+            self.neighbors.start()
         self.dhcp.start()
         self._connect_openflow()
         if self.core.at_start(self.desired.complete, self._switch_has_loom_flows()):
@@ -139,7 +179,12 @@ class Agent:
         self.client.start()
         next_tick = time.monotonic() + TICK_SECONDS
         while not self._stop.is_set():
-            deadline = min(next_tick, self._retry_at or next_tick, self.core.next_announcement() or next_tick)
+            deadline = min(
+                next_tick,
+                self._retry_at or next_tick,
+                self.core.next_announcement() or next_tick,
+                self._gateway_check_at or next_tick,
+            )
             self._wake.wait(timeout=max(0.0, deadline - time.monotonic()))
             if self._stop.is_set():
                 break
@@ -162,6 +207,8 @@ class Agent:
         self.client.stop()
         if self.tunnels is not None:
             self.tunnels.stop()
+        if self.neighbors is not None:
+            self.neighbors.stop()
         if self._unsaved:
             self.desired.save(self.config.state_dir)
         if self.monitor:
@@ -199,6 +246,11 @@ class Agent:
             self._report_all = True
         self._wake.set()
 
+    def _on_external_change(self) -> None:
+        with self._lock:
+            self._external_changed = True
+        self._wake.set()
+
     def _position(self) -> tuple[int, str]:
         with self._lock:
             pending = self._messages[-1] if self._messages else None
@@ -214,6 +266,7 @@ class Agent:
             messages, self._messages = self._messages, []
             report_all, self._report_all = self._report_all, False
             vifs_changed, self._vifs_changed = self._vifs_changed, False
+            external_changed, self._external_changed = self._external_changed, False
         for msg in messages:
             self.desired.apply(msg)
         if messages:
@@ -231,11 +284,14 @@ class Agent:
             self.log.warning("openflow connection closed; reconnecting")
             self._drop_openflow()
             retry_due = True
-        if messages or vifs_changed or retry_due or self.connection is None:
+        if messages:
+            self._external_targets()
+        if messages or vifs_changed or retry_due or external_changed or self.connection is None:
             self._retry_at = None
             self._reconcile()
         else:
             self._report()
+        self._gateway_step(now)
         self._announce(now)
         if self._unsaved and time.monotonic() - self._last_persist >= PERSIST_EVERY:
             self.desired.save(self.config.state_dir)
@@ -248,6 +304,9 @@ class Agent:
         # VIF flows first: a new network's localport (namespace, veth, OVS port) takes
         # tens of milliseconds to build, and the VMs' own traffic must not wait for it.
         self._install(self._render_flows())
+        if self.installer is not None:
+            self._flush(self.core.flushes(self.desired))
+        self._sync_gateway_tunnels()
         try:
             changed = self.localports.sync(self.desired.networks)
         except Exception as exc:
@@ -261,7 +320,93 @@ class Agent:
 
     def _render_flows(self) -> Rendered:
         localports = {network_id: lp.ofport for network_id, lp in self.localports.ports.items()}
-        return self.core.render(self.desired, self._vif_snapshot(), localports)
+        return self.core.render(self.desired, self._vif_snapshot(), localports, self._external_flows())
+
+    # ------------------------------------------------------------ the external side
+
+    def _external_targets(self) -> None:
+        """Hand the neighbor resolver the next hops of the external networks the controller sent."""
+        if self.neighbors is None:
+            return
+        targets = [
+            ProbeTarget(self.bridges[ext.physical_network], ext.vlan, ext.tag, hop)
+            for ext in self.desired.l3.externals
+            if ext.physical_network in self.bridges
+            for hop in ext.next_hops
+        ]
+        gateway = bool(self.desired.l3.gateway_routers)
+        self.neighbors.set_targets(targets, PROBE_INTERVAL_GATEWAY if gateway else PROBE_INTERVAL)
+        self._gateway_check_at = time.monotonic() if gateway else None
+
+    def _external_flows(self) -> list[Flow]:
+        if self.neighbors is None:
+            return []
+        resolved = self.neighbors.resolved()
+        return [
+            external_neighbor_flow(ext.tag, hop, resolved[(ext.tag, hop)])
+            for ext in self.desired.l3.externals
+            for hop in ext.next_hops
+            if (ext.tag, hop) in resolved
+        ]
+
+    def _sync_gateway_tunnels(self) -> None:
+        """Gateway tunnels as the controller lists them; BFD's cpath_down while external next hops are silent."""
+        wanted = tuple(sorted((t.ofport, t.remote_ip) for t in self.desired.l3.gateway_tunnels))
+        healthy = self.neighbors.reachable() if self.neighbors is not None and self.config.gateway_priority else True
+        if wanted == self._tunnels_wanted and self._cpath_down == (not healthy):
+            return
+        if self._cpath_down != (not healthy):
+            self.log.warning(
+                "gateway role " + ("given up: external next hops silent" if not healthy else "available again"),
+            )
+        try:
+            sync_gateway_tunnels(self.driver, self.config.tunnel_ip, dict(wanted), self.config.bfd, not healthy)
+        except Exception as exc:
+            self.log.error("gateway tunnels not in place", error=str(exc))
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            return
+        self._tunnels_wanted, self._cpath_down = wanted, not healthy
+        now = time.monotonic()
+        self._tunnels_since = {ofport: self._tunnels_since.get(ofport, now) for ofport, _ in wanted}
+
+    def _gateway_step(self, now: float) -> None:
+        """On a gateway host: which routers it is active for now; announce and report what changed."""
+        if self._gateway_check_at is None or now < self._gateway_check_at:
+            return
+        self._gateway_check_at = now + GATEWAY_CHECK_SECONDS
+        healthy = self.neighbors.reachable() if self.neighbors is not None else True
+        if self._cpath_down == healthy:
+            self._sync_gateway_tunnels()  # health flipped: give up (or take back) the role in BFD
+        try:
+            forwarding = bfd_forwarding(self.driver.list_ports(BR_INT))
+        except Exception as exc:
+            self.log.warning("cannot read BFD state", error=str(exc))
+            return
+        for ofport, since in self._tunnels_since.items():
+            if now - since < BFD_SETTLE_SECONDS:
+                forwarding[ofport] = True  # too young to tell: the peer counts as alive
+        before = self.core.gateway_report()
+        active = self.core.gateway_roles(self.desired, forwarding, healthy)
+        report = self.core.gateway_report()
+        if report is not None and report != before:
+            self.log.info("gateway roles", active=",".join(report) or "none")
+        if report is not None and self.client.connected.is_set() and self.client.report_gateways(sorted(active)):
+            self.core.gateway_reported(active)
+
+    def _flush(self, flushes: list[Flush]) -> None:
+        """Remove conntrack entries by zone and original tuple (``ovs-ofctl ct-flush``, OVS 3.1)."""
+        target = mgmt_target(BR_INT, self.config.ovs_rundir)
+        for f in flushes:
+            argv = ["ovs-ofctl", "-O", "OpenFlow13", "ct-flush", target, f"zone={f.zone}", f.tuple_]
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                self.log.error("conntrack flush failed", zone=f.zone, tuple=f.tuple_, error=str(exc))
+                continue
+            if proc.returncode != 0:
+                self.log.error("conntrack flush failed", zone=f.zone, tuple=f.tuple_, error=proc.stderr.strip())
+            else:
+                self.log.info("conntrack flushed", zone=f.zone, tuple=f.tuple_, reason=f.reason)
 
     def _vif_snapshot(self) -> dict[str, InterfaceEvent]:
         with self._lock:
@@ -351,15 +496,20 @@ class Agent:
             return
         for a in self.core.announcements(self.desired, self._vif_snapshot(), self._flows_ok_ports, now):
             self._send_announcement(a)
+        for a in self.core.external_announcements(self.desired, now):
+            self._send_announcement(a)
 
     def _send_announcement(self, a: Announcement) -> None:
         assert self.connection is not None
         try:
-            self.connection.packet_out(gratuitous_arp(a.mac, a.ip), in_port=a.ofport)
+            if a.output:
+                self.connection.packet_out_to(gratuitous_arp(a.mac, a.ip, a.vlan), a.output)
+            else:
+                self.connection.packet_out(gratuitous_arp(a.mac, a.ip), in_port=a.ofport)
         except ConnectionClosed as exc:
-            self.log.warning("gratuitous ARP not sent", port_id=a.port_id, ip=a.ip, error=str(exc))
+            self.log.warning("gratuitous ARP not sent", owner=a.port_id, ip=a.ip, error=str(exc))
             return
-        self.log.debug("gratuitous ARP sent", port_id=a.port_id, ip=a.ip, mac=a.mac)
+        self.log.debug("gratuitous ARP sent", owner=a.port_id, ip=a.ip, mac=a.mac, output=a.output or None)
 
     # ------------------------------------------------------------ openflow
 
@@ -374,6 +524,9 @@ class Agent:
         self.installer = FlowInstaller(self.connection)
         if self.tunnels is not None:
             self.tunnels.forget()  # a new connection may mean a new ovs-vswitchd, with an empty cache
+        # ... and BFD sessions starting over: give them time before judging any peer down.
+        now = time.monotonic()
+        self._tunnels_since = dict.fromkeys(self._tunnels_since, now)
         return True
 
     def _drop_openflow(self) -> None:

@@ -29,22 +29,36 @@ The core returns what to do. Its rules are unit-tested without a switch
   a gratuitous ARP for each of its IPv4 addresses goes out as if the VM sent
   it, at 0, 1 and 2 s, so peers that cached an old MAC for a reused address
   follow at once instead of after their ARP cache expires.
+- **Announce floating IPs and gateways on the external network.** A floating
+  IP NATed here (associated, or its port moved here) and a router this host
+  became the active gateway of are announced out the provider bridge at 0, 1,
+  2 and 4 s (upstream routers and switches learn where the address lives now).
+- **Flush what a floating IP leaves behind.** When a floating IP stops being
+  NATed here, its connections are flushed from the router's zones (by their
+  original tuple) once its flows are gone, so no session outlives it.
+- **Gateway role.** A gateway host is active for a router while every gateway
+  tunnel ahead of it in the router's order has BFD down and its own external
+  next hops answer; the flows decide the same in the switch (``bundle_load``
+  over the same ports), the core only decides what to announce and report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dataplane.common.addresses import is_ipv4
 from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
 from dataplane.contract.encode import WireFlow, to_wire
+from dataplane.contract.flow import Flow
 from dataplane.desired import DesiredState
 from dataplane.ovs.types import InterfaceEvent
 from protos.loom.v1 import agent_pb2
 
 # Seconds after a port's flows and VIF are in place at which its addresses are announced.
 ANNOUNCE_AT = (0.0, 1.0, 2.0)
+# Seconds after a floating IP or a gateway role arrives here at which it is announced on the external network.
+EXTERNAL_ANNOUNCE_AT = (0.0, 1.0, 2.0, 4.0)
 
 Facts = tuple[bool, int, bool, bool, bool]
 
@@ -59,12 +73,24 @@ class Rendered:
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """A gratuitous ARP to inject into br-int as if the port's VM had sent it."""
+    """A gratuitous ARP: injected into br-int as if the port's VM had sent it (``output`` 0), or sent
+    straight out of ``output`` (a provider bridge's patch port), tagged with ``vlan`` when not 0."""
 
     port_id: str
     ofport: int
     mac: str
     ip: str
+    output: int = 0
+    vlan: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """Conntrack entries to remove: those in ``zone`` whose original tuple matches ``tuple_``."""
+
+    zone: int
+    tuple_: str  # ovs-ofctl ct-flush syntax, e.g. "ct_nw_dst=203.0.113.5"
+    reason: str
 
 
 @dataclass
@@ -79,9 +105,14 @@ class AgentCore:
     """The decisions of one agent; the caller performs them."""
 
     announce_at: tuple[float, ...] = ANNOUNCE_AT
+    external_announce_at: tuple[float, ...] = EXTERNAL_ANNOUNCE_AT
     may_program: bool = False
     _reported: dict[str, Facts] = field(default_factory=dict)
     _announcing: dict[str, _Announcing] = field(default_factory=dict)
+    _external: dict[str, _Announcing] = field(default_factory=dict)
+    _fips: dict[str, tuple[str, str, int, int]] = field(default_factory=dict)  # id -> (F, fixed, zones)
+    _active: frozenset[str] = frozenset()
+    _reported_active: frozenset[str] | None = None
 
     # ------------------------------------------------------------ when to program
 
@@ -102,9 +133,16 @@ class AgentCore:
     # ------------------------------------------------------------ what to install
 
     @staticmethod
-    def render(desired: DesiredState, vifs: Mapping[str, InterfaceEvent], localports: Mapping[str, int]) -> Rendered:
-        """The controller's flows plus the binding flows of local VIFs and localports (network id -> ofport)."""
+    def render(
+        desired: DesiredState,
+        vifs: Mapping[str, InterfaceEvent],
+        localports: Mapping[str, int],
+        extra: Sequence[Flow] = (),
+    ) -> Rendered:
+        """The controller's flows plus the binding flows of local VIFs and localports (network id -> ofport),
+        and ``extra`` flows the agent renders itself (resolved external next hops)."""
         flows = desired.flows()
+        flows.extend(to_wire(f) for f in extra)
         taken = {ev.ofport for ev in vifs.values()}
         bound: set[str] = set()
         for port in desired.ports.values():
@@ -194,6 +232,7 @@ class AgentCore:
     def report_everything_again(self) -> None:
         """After a reconnect the controller may know nothing: every fact counts as changed."""
         self._reported.clear()
+        self._reported_active = None
 
     # ------------------------------------------------------------ what to announce
 
@@ -229,7 +268,77 @@ class AgentCore:
         times = [
             s.started + self.announce_at[s.sent] for s in self._announcing.values() if s.sent < len(self.announce_at)
         ]
+        times += [
+            s.started + self.external_announce_at[s.sent]
+            for s in self._external.values()
+            if s.sent < len(self.external_announce_at)
+        ]
         return min(times) if times else None
+
+    # ------------------------------------------------------------ the external network
+
+    def external_announcements(self, desired: DesiredState, now: float) -> list[Announcement]:
+        """Gratuitous ARPs due for floating IPs NATed here and routers this host is the active gateway of."""
+        wanted: dict[str, Announcement] = {}
+        for f in desired.l3.floating_ips:
+            wanted[f"fip:{f.id}"] = Announcement(f.id, 0, f.mac_address, f.address, f.patch_ofport, f.vlan)
+        for g in desired.l3.gateway_routers:
+            if g.router_id in self._active:
+                wanted[f"gw:{g.router_id}"] = Announcement(
+                    g.router_id, 0, g.mac_address, g.external_ip, g.patch_ofport, g.vlan
+                )
+        due: list[Announcement] = []
+        for key, a in wanted.items():
+            identity = (a.mac, (a.ip,), a.output)
+            state = self._external.get(key)
+            if state is None or state.identity != identity:
+                state = self._external[key] = _Announcing(identity, now)
+            passed = sum(1 for t in self.external_announce_at if now >= state.started + t)
+            if passed > state.sent:
+                state.sent = passed
+                due.append(a)
+        for key in [k for k in self._external if k not in wanted]:
+            del self._external[key]
+        return due
+
+    def flushes(self, desired: DesiredState) -> list[Flush]:
+        """Conntrack flushes for floating IPs that stopped being NATed here (or changed) since the last call.
+
+        Call after the flows of the new state are installed: nothing recreates the entries then.
+        """
+        current = {f.id: (f.address, f.fixed_ip, f.dnat_zone, f.snat_zone) for f in desired.l3.floating_ips}
+        out: list[Flush] = []
+        for fip_id, old in self._fips.items():
+            if current.get(fip_id) == old:
+                continue
+            address, fixed, dnat_zone, snat_zone = old
+            reason = f"floating IP {address} ({fip_id}) left this host"
+            out.append(Flush(dnat_zone, f"ct_nw_dst={address}", reason))
+            out.append(Flush(snat_zone, f"ct_nw_src={fixed}", reason))
+        self._fips = current
+        return out
+
+    def gateway_roles(self, desired: DesiredState, forwarding: Mapping[int, bool], healthy: bool) -> frozenset[str]:
+        """The routers this host is the active gateway of: every gateway ahead of it down, its next hops up."""
+        active = frozenset(
+            g.router_id
+            for g in desired.l3.gateway_routers
+            if healthy and not any(forwarding.get(port, False) for port in g.before)
+        )
+        self._active = active
+        return active
+
+    def gateway_report(self) -> list[str] | None:
+        """The active routers to report, when that changed since the last report (None: nothing to send)."""
+        if self._reported_active == self._active:
+            return None
+        return sorted(self._active)
+
+    def gateway_reported(self, active: Iterable[str]) -> None:
+        self._reported_active = frozenset(active)
+
+    def report_gateways_again(self) -> None:
+        self._reported_active = None
 
 
 def _facts(s: agent_pb2.PortState) -> Facts:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from dataplane.external import BfdSettings, BridgeMapping
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class AgentConfig:
     netns_prefix: str = ""
     metadata_secret: str = ""
     metadata_url: str = ""  # the metadata service; empty: the URL the controller sends
+    # Provider networks: PHYSNET:BRIDGE[:NIC]; the agent creates the bridge, adds the NIC, patches it to br-int.
+    bridge_mappings: tuple[BridgeMapping, ...] = ()
+    # Above 0: this host is a gateway (SNAT for routers whose external network it maps); higher goes first.
+    gateway_priority: int = 0
+    bfd: BfdSettings = field(default_factory=BfdSettings)
 
     @property
     def ovsdb(self) -> str:
@@ -61,8 +68,29 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         help="shared secret signing metadata requests (or LOOM_METADATA_SECRET)",
     )
     p.add_argument("--metadata-url", default=_env("METADATA_URL"), help="metadata service URL (default: controller's)")
+    p.add_argument(
+        "--bridge-mappings",
+        default=_env("BRIDGE_MAPPINGS"),
+        help="PHYSNET:BRIDGE[:NIC],...: provider networks' bridges (created, NIC added, patched to br-int)",
+    )
+    p.add_argument(
+        "--gateway",
+        type=int,
+        default=int(_env("GATEWAY", "0")),
+        metavar="PRIORITY",
+        help="be a gateway host (SNAT for routers) with this priority; higher goes first (0: not a gateway)",
+    )
+    p.add_argument("--bfd-min-tx", type=int, default=int(_env("BFD_MIN_TX", "100")), help="BFD transmit interval, ms")
+    p.add_argument("--bfd-min-rx", type=int, default=int(_env("BFD_MIN_RX", "100")), help="BFD receive interval, ms")
+    p.add_argument("--bfd-mult", type=int, default=int(_env("BFD_MULT", "3")), help="BFD detection multiplier")
     p.add_argument("--log-level", default=os.environ.get("LOOM_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
+    try:
+        mappings = tuple(BridgeMapping.parse(m) for m in a.bridge_mappings.split(",") if m.strip())
+    except ValueError as exc:
+        p.error(str(exc))
+    if len({m.physical_network for m in mappings}) != len(mappings):
+        p.error("--bridge-mappings names a physical network twice")
     os.environ["LOOM_LOG_LEVEL"] = a.log_level
     return AgentConfig(
         host=a.host,
@@ -77,4 +105,7 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         netns_prefix=a.netns_prefix,
         metadata_secret=a.metadata_secret,
         metadata_url=a.metadata_url,
+        bridge_mappings=mappings,
+        gateway_priority=max(0, a.gateway),
+        bfd=BfdSettings(a.bfd_min_tx, a.bfd_min_rx, a.bfd_mult),
     )

@@ -32,6 +32,7 @@ class DesiredState:
     tunnel_ip: str = ""
     metadata_url: str = ""
     peers: tuple[str, ...] = ()
+    l3: agent_pb2.HostL3 = field(default_factory=agent_pb2.HostL3)
 
     def apply(self, msg: agent_pb2.SyncMessage) -> None:
         body = msg.WhichOneof("body")
@@ -51,6 +52,7 @@ class DesiredState:
         self.tunnel_ip = snap.tunnel_ip
         self.metadata_url = snap.metadata_url
         self.peers = tuple(snap.peers.ips)
+        self.l3 = snap.l3
         self.complete = True
 
     def _apply_delta(self, delta: agent_pb2.HostDelta) -> None:
@@ -68,6 +70,8 @@ class DesiredState:
             self.networks[n.network_id] = n
         if delta.HasField("peers"):
             self.peers = tuple(delta.peers.ips)
+        if delta.HasField("l3"):
+            self.l3 = delta.l3
 
     def flows(self) -> list[WireFlow]:
         return [f for group in self.groups.values() for f in group]
@@ -85,6 +89,7 @@ class DesiredState:
                 tunnel_ip=self.tunnel_ip,
                 metadata_url=self.metadata_url,
                 peers=agent_pb2.TunnelPeers(ips=self.peers),
+                l3=self.l3,
             ),
         )
 

@@ -35,6 +35,8 @@ class Registration:
     tunnel_ip: str
     datapath_type: str
     version: str
+    physical_networks: tuple[str, ...] = ()
+    gateway_priority: int = 0
 
 
 class ControllerClient:
@@ -86,6 +88,8 @@ class ControllerClient:
                         tunnel_ip=self.reg.tunnel_ip,
                         datapath_type=self.reg.datapath_type,
                         version=self.reg.version,
+                        physical_networks=list(self.reg.physical_networks),
+                        gateway_priority=self.reg.gateway_priority,
                     ),
                     timeout=5,
                 )
@@ -120,6 +124,15 @@ class ControllerClient:
             return True
         except grpc.RpcError as exc:
             log.warning("port status report failed", host=self.reg.host, ports=len(states), error=str(exc.code()))
+            return False
+
+    def report_gateways(self, active: list[str]) -> bool:
+        """Tell the controller which routers this gateway host is the active SNAT gateway of."""
+        try:
+            self.stub.ReportGateways(agent_pb2.GatewayReport(host=self.reg.host, active_routers=active), timeout=5)
+            return True
+        except grpc.RpcError as exc:
+            log.warning("gateway report failed", host=self.reg.host, routers=len(active), error=str(exc.code()))
             return False
 
     def _heartbeat_loop(self) -> None:

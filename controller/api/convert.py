@@ -21,12 +21,25 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.message import Message
 
 from controller.api.errors import invalid
-from controller.model import Instance, Network, Port, Resource, SecurityGroup, SecurityGroupRule, Subnet
+from controller.model import (
+    FloatingIP,
+    Instance,
+    Network,
+    Port,
+    Resource,
+    Router,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+)
 from controller.store.base import Event, EventType
 from protos.loom.v1 import network_pb2, resources_pb2
 
 # The kinds the API shows (a WatchEvent can carry); the store may hold others (e.g. agents).
-PRESENTED_KINDS = ("network", "subnet", "port", "instance", "security_group", "security_group_rule")
+PRESENTED_KINDS = ("network", "subnet", "port", "instance")  # what NetworkService.Watch streams
+ROUTER_KINDS = ("router", "floatingip")  # what RouterService.Watch streams
+
+_ONEOF = {"floatingip": "floating_ip"}  # kind -> its WatchEvent field, where they differ
 
 _WATCH_TYPES = {
     EventType.CREATED: network_pb2.WatchEvent.CREATED,
@@ -76,7 +89,12 @@ class Lookups(Protocol):
     def vif_details(self, port: Port) -> dict[str, str]: ...
 
     def binding(self, port: Port) -> tuple[str, str]: ...
+
     def security_group_rules_of(self, group_id: str) -> list[SecurityGroupRule]: ...
+
+    def router_details(self, router: Router) -> Any: ...
+
+    def fip_details(self, fip: FloatingIP) -> Any: ...
 
 
 class Presenter:
@@ -97,6 +115,7 @@ class Presenter:
             physical_network=n.physical_network,
             port_security_enabled=n.port_security_enabled,
             status=n.status,
+            router_external=n.router_external,
             subnets=self.lookups.subnet_ids(n.id),
             tag=n.tag,
             revision_number=n.revision_number,
@@ -208,6 +227,63 @@ class Presenter:
                 setattr(msg, name, value)
         return msg
 
+    def router(self, r: Router) -> resources_pb2.Router:
+        details = self.lookups.router_details(r)
+        msg = resources_pb2.Router(
+            id=r.id,
+            name=r.name,
+            project_id=r.project_id,
+            admin_state_up=r.admin_state_up,
+            routes=[resources_pb2.HostRoute(destination=x.destination, nexthop=x.nexthop) for x in r.routes],
+            status=r.status,
+            interfaces=list(details.interfaces),
+            gateway_port_id=r.gateway_port_id,
+            dnat_zone=r.zone,
+            snat_zone=r.zone + 1 if r.zone else 0,
+            gateway_hosts=[
+                resources_pb2.GatewayHost(host=g.host, priority=g.priority, alive=g.alive, active=g.active)
+                for g in details.gateway_hosts
+            ],
+            active_gateway_host=r.active_gateway,
+            tag=r.tag,
+            revision_number=r.revision_number,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
+        if r.gateway_network_id:
+            msg.external_gateway_info.CopyFrom(
+                resources_pb2.ExternalGatewayInfo(
+                    network_id=r.gateway_network_id,
+                    enable_snat=r.enable_snat,
+                    external_fixed_ips=[
+                        resources_pb2.FixedIP(subnet_id=f.subnet_id, ip_address=f.ip_address)
+                        for f in details.external_fixed_ips
+                    ],
+                )
+            )
+        return msg
+
+    def floating_ip(self, f: FloatingIP) -> resources_pb2.FloatingIp:
+        details = self.lookups.fip_details(f)
+        return resources_pb2.FloatingIp(
+            id=f.id,
+            project_id=f.project_id,
+            description=f.description,
+            floating_network_id=f.floating_network_id,
+            floating_ip_address=f.floating_ip_address,
+            port_id=f.port_id,
+            fixed_ip_address=f.fixed_ip_address,
+            router_id=f.router_id,
+            status=f.status,
+            host=details.host,
+            floating_port_id=f.floating_port_id,
+            mac_address=details.mac_address,
+            tag=f.tag,
+            revision_number=f.revision_number,
+            created_at=f.created_at,
+            updated_at=f.updated_at,
+        )
+
     def any(self, obj: Resource) -> Message:
         if isinstance(obj, Network):
             return self.network(obj)
@@ -221,9 +297,13 @@ class Presenter:
             return self.security_group(obj)
         if isinstance(obj, SecurityGroupRule):
             return self.security_group_rule(obj)
+        if isinstance(obj, Router):
+            return self.router(obj)
+        if isinstance(obj, FloatingIP):
+            return self.floating_ip(obj)
         raise TypeError(f"cannot present {type(obj).__name__}")
 
     def event(self, ev: Event) -> network_pb2.WatchEvent:
         msg = network_pb2.WatchEvent(revision=ev.revision, type=_WATCH_TYPES[ev.type], kind=ev.kind, id=ev.id, at=ev.at)
-        getattr(msg, ev.kind).CopyFrom(self.any(ev.obj))
+        getattr(msg, _ONEOF.get(ev.kind, ev.kind)).CopyFrom(self.any(ev.obj))
         return msg

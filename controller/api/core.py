@@ -1,7 +1,7 @@
 """What every resource of the NetworkService API shares: the store, the indexes, one write lock.
 
-Each resource module (``networks``, ``subnets``, ``ports``; routers, security
-groups and floating IPs next) is a class over one :class:`ApiCore`. Methods
+Each resource module (``networks``, ``subnets``, ``ports``, ``routers``,
+``floating_ips``; security groups next) is a class over one :class:`ApiCore`. Methods
 take plain values (``fields``/``changes``: model field name -> value, as the
 user gave them) and return model objects; errors are ``ApiError``. Every write
 runs validate -> allocate -> commit under the core's lock, so two requests
@@ -20,6 +20,7 @@ from typing import Any
 
 from controller.api.errors import from_store_error, not_found
 from controller.api.index import ModelIndex
+from controller.api.l3_index import L3ApiIndex
 from controller.api.security_index import SecurityIndex
 from controller.ipam import VNI_MAX, VNI_MIN
 from controller.model import STAGE_ACCEPTED, PortStage, Resource
@@ -32,6 +33,8 @@ class NetworkSettings:
 
     underlay_mtu: int = 1500
     vni_range: tuple[int, int] = (VNI_MIN, VNI_MAX)
+    # A gateway host that comes back takes its routers' SNAT back (off: it stays a backup, no second outage).
+    gateway_preempt: bool = False
 
 
 def new_id() -> str:
@@ -53,11 +56,13 @@ class ApiCore:
             raise ValueError(f"VNI range {lo}..{hi} is not inside {VNI_MIN}..{VNI_MAX}")
         self.index = ModelIndex(store, self.settings.vni_range)
         self.secgroups = SecurityIndex(store)
+        self.l3 = L3ApiIndex(store)  # routers' zones and interfaces, floating IPs by port and router
         self.lock = threading.RLock()  # held from validation to commit by every write
 
     def close(self) -> None:
         self.index.unsubscribe()
         self.secgroups.unsubscribe()
+        self.l3.unsubscribe()
 
 
 class ResourceApi:

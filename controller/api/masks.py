@@ -37,7 +37,7 @@ class UpdateRules:
 
 NETWORK_RULES = UpdateRules(
     "network",
-    mutable=frozenset({"name", "admin_state_up", "mtu", "port_security_enabled"}),
+    mutable=frozenset({"name", "admin_state_up", "mtu", "port_security_enabled", "router_external"}),
     immutable=frozenset({"project_id", "network_type", "segmentation_id", "physical_network"}),
     output_only=frozenset({"status", "subnets"}),
 )
@@ -71,4 +71,18 @@ INSTANCE_RULES = UpdateRules(
     mutable=frozenset({"name", "hostname", "user_data", "public_keys", "metadata", "availability_zone", "host"}),
     immutable=frozenset({"project_id"}),
     output_only=frozenset({"status", "ports"}),
+)
+ROUTER_RULES = UpdateRules(
+    "router",
+    mutable=frozenset({"name", "admin_state_up", "external_gateway_info", "routes"}),
+    immutable=frozenset({"project_id"}),
+    output_only=frozenset(
+        {"status", "interfaces", "gateway_port_id", "dnat_zone", "snat_zone", "gateway_hosts", "active_gateway_host"}
+    ),
+)
+FLOATINGIP_RULES = UpdateRules(
+    "floating_ip",
+    mutable=frozenset({"description", "port_id", "fixed_ip_address"}),
+    immutable=frozenset({"project_id", "floating_network_id", "floating_ip_address"}),
+    output_only=frozenset({"router_id", "status", "host", "floating_port_id", "mac_address"}),
 )

@@ -40,6 +40,9 @@ class NetworkResource(ResourceApi):
             "network", network_type, fields.get("segmentation_id", 0), fields.get("physical_network", "")
         )
         mtu = v.mtu("network.mtu", fields.get("mtu", 0), max_mtu(network_type, self.settings.underlay_mtu))
+        router_external = bool(fields.get("router_external", False))
+        if router_external:
+            v.external_network("network.router_external", network_type)
         with self.lock:
             segmentation_id = self._claim_segment(network_type, segmentation_id, physical_network)
             net = Network(
@@ -52,6 +55,7 @@ class NetworkResource(ResourceApi):
                 segmentation_id=segmentation_id,
                 physical_network=physical_network,
                 port_security_enabled=fields.get("port_security_enabled", True),
+                router_external=router_external,
             )
             self._commit([net])
             log.info("network created", network_id=net.id, vni=segmentation_id, type=network_type)
@@ -96,6 +100,16 @@ class NetworkResource(ResourceApi):
             for flag in ("admin_state_up", "port_security_enabled"):
                 if flag in changes:
                     updates[flag] = bool(changes[flag])
+            if "router_external" in changes:
+                updates["router_external"] = bool(changes["router_external"])
+                if updates["router_external"]:
+                    v.external_network("network.router_external", net.network_type)
+                elif net.router_external and self.core.l3.routers_with_gateway_on(network_id):
+                    routers = sorted(self.core.l3.routers_with_gateway_on(network_id))
+                    raise failed_precondition(
+                        f"network.router_external: router(s) {', '.join(routers[:3])} use network {network_id} "
+                        "as their gateway"
+                    )
             new = dataclasses.replace(net, **updates)
             if new != net:
                 self._commit([new])

@@ -16,13 +16,17 @@ from controller.api.paging import Page, paginate
 from controller.api.security_groups import PortSecurity
 from controller.ipam import generate_mac, int_to_ip, ip_to_int
 from controller.model import (
+    OWNER_FLOATINGIP,
+    OWNER_ROUTER_GATEWAY,
     OWNER_ROUTER_INTERFACE,
     PORT_DOWN,
     Agent,
     FixedIP,
+    FloatingIP,
     Network,
     Port,
     PortStage,
+    Resource,
     Subnet,
     binding_vif_type,
 )
@@ -30,6 +34,10 @@ from dataplane.common.constants import BR_INT
 from dataplane.common.logs import get_logger
 
 log = get_logger(__name__)
+
+
+# Ports the L3 API creates and removes itself.
+_L3_OWNED = (OWNER_ROUTER_INTERFACE, OWNER_ROUTER_GATEWAY, OWNER_FLOATINGIP)
 
 
 class PortResource(ResourceApi):
@@ -201,7 +209,7 @@ class PortResource(ResourceApi):
             raise invalid(field, f"{text} is outside subnet {subnet.id} ({subnet.cidr})")
         if ip in (addresses.first, addresses.last):
             raise invalid(field, f"{text} is the network or broadcast address of {subnet.cidr}")
-        if ip == addresses.gateway and device_owner != OWNER_ROUTER_INTERFACE:
+        if ip == addresses.gateway and device_owner not in (OWNER_ROUTER_INTERFACE, OWNER_ROUTER_GATEWAY):
             raise invalid(field, f"{text} is the gateway of subnet {subnet.id}")
         owner = addresses.owners.get(ip)
         if owner is not None and owner != port_id:
@@ -229,6 +237,13 @@ class PortResource(ResourceApi):
                 requested = self._requested_ips(changes["fixed_ips"])
                 owner_role = updates.get("device_owner", port.device_owner)
                 updates["fixed_ips"] = self._assign_ips(net, port_id, requested, port.fixed_ips, owner_role)
+                kept = {f.ip_address for f in updates["fixed_ips"]}
+                for fip in self._floating_ips(port_id):
+                    if fip.fixed_ip_address not in kept:
+                        raise failed_precondition(
+                            f"port.fixed_ips: {fip.fixed_ip_address} has floating IP {fip.id} "
+                            f"({fip.floating_ip_address}); disassociate it first"
+                        )
             if "binding_host_id" in changes:
                 host = v.text("port.binding_host_id", changes["binding_host_id"])
                 if host != port.binding_host_id:
@@ -246,9 +261,19 @@ class PortResource(ResourceApi):
 
     def delete(self, port_id: str) -> int:
         with self.lock:
-            self._get("port", port_id)
-            revision = self._commit(deletes=[("port", port_id)])
-            log.info("port deleted", port_id=port_id, revision=revision)
+            port: Port = self._get("port", port_id)
+            if port.device_owner in _L3_OWNED:
+                raise failed_precondition(
+                    f"port {port_id} belongs to {port.device_owner} {port.device_id}; remove it through the "
+                    "router (RemoveRouterInterface, the router's gateway) or the floating IP"
+                )
+            # Neutron disassociates the port's floating IPs with it.
+            puts: list[Resource] = [
+                dataclasses.replace(fip, port_id="", fixed_ip_address="", router_id="", status="DOWN")
+                for fip in self._floating_ips(port_id)
+            ]
+            revision = self._commit(puts, deletes=[("port", port_id)])
+            log.info("port deleted", port_id=port_id, revision=revision, floating_ips_disassociated=len(puts))
             return revision
 
     def update_statuses(self, updates: Sequence[tuple[str, str, Sequence[PortStage]]]) -> int:
@@ -267,6 +292,10 @@ class PortResource(ResourceApi):
             if puts:
                 self._commit(puts)
             return len(puts)
+
+    def _floating_ips(self, port_id: str) -> list[FloatingIP]:
+        fips = [self.store.get("floatingip", f) for f in sorted(self.core.l3.fips_of_port(port_id))]
+        return [f for f in fips if isinstance(f, FloatingIP)]
 
     def update_status(self, port_id: str, status: str, stages: Sequence[PortStage]) -> Port:
         """Set the output-only status and stages (for the AgentService); no commit when nothing changed."""

@@ -183,6 +183,12 @@ def segmentation(kind: str, network_type: str, segmentation_id: int, physical_ne
     return segmentation_id, physical_network
 
 
+def external_network(field: str, network_type: str) -> None:
+    """Only provider (flat/VLAN) networks can be external: their traffic leaves through a bridge mapping."""
+    if network_type not in ("flat", "vlan"):
+        raise invalid(field, f"a {network_type} network cannot be external; use a flat or vlan network")
+
+
 def mtu(field: str, value: int, maximum: int) -> int:
     """0: the largest the network can carry."""
     if value == 0:

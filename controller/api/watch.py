@@ -32,12 +32,12 @@ def watch(
     presenter: Presenter,
     request: network_pb2.WatchRequest,
     context: grpc.ServicerContext,
-    default_kinds: tuple[str, ...] = PRESENTED_KINDS,
+    served: tuple[str, ...] = PRESENTED_KINDS,
 ) -> Iterator[network_pb2.WatchEvent]:
-    kinds = set(request.kinds) or set(default_kinds)
-    unknown = kinds - set(PRESENTED_KINDS)
+    kinds = set(request.kinds) or set(served)
+    unknown = kinds - set(served)
     if unknown:
-        abort(context, invalid("kinds", f"unknown kind {sorted(unknown)[0]!r}; one of {', '.join(PRESENTED_KINDS)}"))
+        abort(context, invalid("kinds", f"unknown kind {sorted(unknown)[0]!r}; one of {', '.join(served)}"))
 
     def wanted(ev: Event) -> bool:
         return ev.kind in kinds and (not request.id or ev.id == request.id)

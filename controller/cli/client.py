@@ -9,7 +9,16 @@ from typing import Any
 import grpc
 
 from controller.cli.output import Column, print_json, print_table
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, security_pb2, security_pb2_grpc
+from protos.loom.v1 import (
+    compute_pb2,
+    compute_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+    security_pb2,
+    security_pb2_grpc,
+)
 
 PAGE_SIZE = 500
 
@@ -42,6 +51,10 @@ class ApiClient:
     @property
     def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
         return security_pb2_grpc.SecurityGroupServiceStub(self.channel)
+
+    @property
+    def routers(self) -> router_pb2_grpc.RouterServiceStub:
+        return router_pb2_grpc.RouterServiceStub(self.channel)
 
     def close(self) -> None:
         if self._channel is not None:
@@ -123,4 +136,7 @@ class Cli(ApiClient):
                 security_pb2.ListSecurityGroupsRequest(),
                 "security_groups",
             )
+        if kind == "router":
+            r = self.routers
+            return r.GetRouter, r.ListRouters, router_pb2.ListRoutersRequest(), "routers"
         raise ValueError(kind)

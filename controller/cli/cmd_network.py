@@ -20,6 +20,7 @@ COLUMNS = [
     ("MTU", lambda n: n.mtu),
     ("SUBNETS", lambda n: len(n.subnets)),
     ("UP", lambda n: n.admin_state_up),
+    ("EXTERNAL", lambda n: n.router_external),
     ("TAG", lambda n: n.tag),
 ]
 
@@ -39,6 +40,7 @@ def show(cli: Cli, n: resources_pb2.Network) -> None:
             ("mtu", n.mtu),
             ("admin_state_up", n.admin_state_up),
             ("port_security_enabled", n.port_security_enabled),
+            ("router_external", n.router_external),
             ("status", n.status),
             ("subnets", list(n.subnets)),
             ("tag", n.tag),
@@ -57,6 +59,7 @@ def create(args: argparse.Namespace, cli: Cli) -> int:
         segmentation_id=args.segmentation_id,
         physical_network=args.physical_network,
         mtu=args.mtu,
+        router_external=args.external,
     )
     if args.admin_state is not None:
         net.admin_state_up = args.admin_state
@@ -95,6 +98,9 @@ def update(args: argparse.Namespace, cli: Cli) -> int:
     if args.port_security is not None:
         net.port_security_enabled = args.port_security
         paths.append("port_security_enabled")
+    if args.external is not None:
+        net.router_external = args.external
+        paths.append("router_external")
     request = network_pb2.UpdateNetworkRequest(network=net, update_mask=FieldMask(paths=paths))
     show(cli, cli.network.UpdateNetwork(request, timeout=cli.timeout))
     return 0
@@ -117,6 +123,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--mtu", type=int, default=0, help="default: the largest the underlay allows")
     add_toggle(p, "admin-state", "administratively up (default) or down")
     add_toggle(p, "port-security", "default port security for its ports (default: on)")
+    p.add_argument("--external", action="store_true", help="router:external: routers' gateways, floating IPs")
     p.set_defaults(handler=create)
 
     p = sub.add_parser("list", help="list networks")
@@ -134,6 +141,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--mtu", type=int)
     add_toggle(p, "admin-state", "administratively up or down")
     add_toggle(p, "port-security", "default port security for new ports")
+    add_toggle(p, "external", "router:external (flat and vlan networks only)")
     p.set_defaults(handler=update)
 
     p = sub.add_parser("delete", help="delete networks (with their subnets and DHCP port)")

@@ -52,7 +52,7 @@ from dataplane.trace import (
     switch_ports,
     tunnel_flow,
 )
-from protos.loom.v1 import network_pb2, resources_pb2
+from protos.loom.v1 import network_pb2, resources_pb2, router_pb2, security_pb2
 
 PROTOCOLS = ["icmp", "tcp", "udp", "arp"]
 # TracePacketRequest fields (errors name them) -> the loomctl options that set them.
@@ -192,6 +192,11 @@ class Names:
     def load(cls, cli: Cli) -> Names:
         nets = list(cli.list_all(cli.network.ListNetworks, network_pb2.ListNetworksRequest(), "networks"))
         ports = list(cli.list_all(cli.network.ListPorts, network_pb2.ListPortsRequest(), "ports"))
+        routers = list(cli.list_all(cli.routers.ListRouters, router_pb2.ListRoutersRequest(), "routers"))
+        fips = list(cli.list_all(cli.routers.ListFloatingIps, router_pb2.ListFloatingIpsRequest(), "floating_ips"))
+        groups = list(
+            cli.list_all(cli.security.ListSecurityGroups, security_pb2.ListSecurityGroupsRequest(), "security_groups")
+        )
         agents = cli.network.ListAgents(network_pb2.ListAgentsRequest(), timeout=cli.timeout).agents
         net_names = {n.id: n.name or n.id for n in nets}
         owners = owner_labels(
@@ -202,6 +207,9 @@ class Names:
                 for p in ports
                 if p.device_owner == OWNER_DHCP
             ),
+            security_groups=((g.tag, f"security group {g.name or g.id}") for g in groups),
+            routers=((r.tag, f"router {r.name or r.id}") for r in routers),
+            floating_ips=((f.tag, f"floating IP {f.floating_ip_address}") for f in fips),
         )
         return cls(
             {p.id: _port_label(p) for p in ports},

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from controller.compiler import l2, secgroups
+from controller.compiler import l2, l3, nat, provider, secgroups
 from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, Feature, GroupKey, HostGroups
+from controller.compiler.l3spec import HostL3Spec, host_l3_spec
 from controller.compiler.topology import Topology
 from controller.model import Network, Port, Resource, Subnet
 from dataplane.common.constants import METADATA_IP
@@ -97,7 +98,9 @@ class FeatureRegistry:
         return out
 
 
-FEATURES = FeatureRegistry([l2.L2Feature(), secgroups.SecGroupsFeature()])
+FEATURES = FeatureRegistry(
+    [l2.L2Feature(), secgroups.SecGroupsFeature(), l3.L3Feature(), nat.NatFeature(), provider.ProviderFeature()]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,7 @@ class HostState:
     groups: dict[GroupKey, tuple[Flow, ...]] = field(default_factory=dict)
     ports: dict[str, LocalPortSpec] = field(default_factory=dict)
     networks: dict[str, LocalNetworkSpec] = field(default_factory=dict)
+    l3: HostL3Spec = field(default_factory=HostL3Spec)
 
     def flows(self) -> list[Flow]:
         return [f for group in self.groups.values() for f in group]
@@ -178,7 +182,13 @@ def compile_host(topo: Topology, host: str) -> HostState:
         spec = local_network_spec(topo, net_id)
         if spec is not None:
             state.networks[net_id] = spec
+    state.l3 = host_l3_spec(topo, host)
     return state
+
+
+def host_peers(topo: Topology, host: str) -> tuple[str, ...]:
+    """The tunnel IPs ``host`` sends to: peers on its networks, and the hosts its routers reach."""
+    return tuple(sorted(set(topo.tunnel_peers(host)) | l3.l3_peers(topo, host)))
 
 
 def _hostname(topo: Topology, port: Port) -> str:

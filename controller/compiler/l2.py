@@ -1,9 +1,15 @@
-"""L2 over VXLAN: the logical flows for networks and ports on one host.
+"""L2: the logical flows for networks and ports on one host, over VXLAN or a provider network.
 
 Pure functions of (topology, object, host) that return the flows the object
 owns on that host. Flows name logical ports by tag (reg6/reg7) and networks by
 tag (metadata); only the agent knows OpenFlow port numbers of VIFs (see
 ``physical.py``). The tunnel port has a fixed number on every host.
+
+A flat or VLAN (provider) network is switched the same way, except that what
+leaves the host goes out the provider bridge (``provider_egress``, compiled by
+``controller.compiler.provider``) instead of the tunnel: remote ports by MAC,
+and broadcast/unknown traffic from local ports. What came in from the physical
+network is flooded to the local ports only.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 
 PRIO_DEFAULT = 0
 PRIO_FLOOD = 5
+PRIO_FLOOD_FROM_PHYSICAL = 10
 PRIO_FLOOD_FROM_LOCALPORT = 15
 PRIO_ENTRY = 100
 PRIO_ARP_PROBE = 110
@@ -101,8 +108,15 @@ def _arp_responder(net_tag: int, mac: str, ips: tuple[str, ...], cookie: int) ->
     ]
 
 
+PROVIDER_TYPES = ("flat", "vlan")
+
+
 def network_active(net: Network | None) -> bool:
-    return net is not None and net.admin_state_up and net.network_type == "vxlan"
+    return net is not None and net.admin_state_up and net.network_type in ("vxlan", *PROVIDER_TYPES)
+
+
+def is_provider(net: Network) -> bool:
+    return net.network_type in PROVIDER_TYPES
 
 
 def port_active(topo: Topology, port: Port) -> bool:
@@ -133,7 +147,8 @@ def network_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...
         return ()
     assert net is not None
     lp_tag, lp_mac, lp_ips = _localport(topo, network_id)
-    return _network_fixed_flows(net.tag, net.segmentation_id, lp_tag, lp_mac, lp_ips)
+    vni = 0 if is_provider(net) else net.segmentation_id  # a provider network is not classified by VNI
+    return _network_fixed_flows(net.tag, vni, lp_tag, lp_mac, lp_ips)
 
 
 def flood_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...]:
@@ -150,6 +165,8 @@ def flood_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...]:
     local_vifs = tuple(
         sorted(q.tag for q in topo.vif_ports_by_host_network.get((host, network_id), {}).values() if q.admin_state_up)
     )
+    if is_provider(net):
+        return _provider_flood_flows(net.tag, local_vifs, lp_tag)
     remote_ips = tuple(
         ip for ip in (topo.tunnel_ip(h) for h in sorted(topo.hosts_of_network(network_id) - {host})) if ip is not None
     )
@@ -160,16 +177,18 @@ def flood_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...]:
 @lru_cache(maxsize=1 << 14)
 def _network_fixed_flows(net_tag: int, vni: int, lp_tag: int, lp_mac: str, lp_ips: tuple[str, ...]) -> tuple[Flow, ...]:
     cookie = make_cookie(CookieKind.NETWORK, net_tag)
-    flows = [
-        Flow(
-            p.CLASSIFY,
-            PRIO_ENTRY,
-            Match.of(in_port=TUNNEL_OFPORT, tunnel_id=vni),
-            (SetField(p.REG_NETWORK, net_tag),),
-            goto=p.L2_LOOKUP,
-            cookie=cookie,
+    flows = []
+    if vni:  # a provider network (vni 0) is classified by the provider feature, from its bridge
+        flows.append(
+            Flow(
+                p.CLASSIFY,
+                PRIO_ENTRY,
+                Match.of(in_port=TUNNEL_OFPORT, tunnel_id=vni),
+                (SetField(p.REG_NETWORK, net_tag),),
+                goto=p.L2_LOOKUP,
+                cookie=cookie,
+            )
         )
-    ]
     if lp_tag:
         flows.append(
             Flow(
@@ -217,6 +236,28 @@ def _flood_flows(
     return tuple(flows)
 
 
+_TO_PROVIDER: tuple[Action, ...] = (Resubmit(p.PROVIDER_EGRESS),)
+
+
+def _provider_flood_flows(net_tag: int, local_vifs: tuple[int, ...], lp_tag: int) -> tuple[Flow, ...]:
+    cookie = make_cookie(CookieKind.NETWORK_FLOOD, net_tag)
+    to_local: tuple[Action, ...] = tuple(a for tag in local_vifs for a in _to_local_port(tag))
+    to_all = to_local + (_to_local_port(lp_tag) if lp_tag else ()) + _TO_PROVIDER
+    flows = [
+        # From the physical network (reg6=0): this host's VMs only, never back out, never the localport
+        # (each host's localport serves its own VMs; the physical network has one of them per host).
+        Flow(p.L2_LOOKUP, PRIO_FLOOD_FROM_PHYSICAL, Match.of(metadata=net_tag, reg6=0), to_local, cookie=cookie),
+        Flow(p.L2_LOOKUP, PRIO_FLOOD, Match.of(metadata=net_tag), to_all, cookie=cookie),
+    ]
+    if lp_tag:
+        flows.append(
+            Flow(
+                p.L2_LOOKUP, PRIO_FLOOD_FROM_LOCALPORT, Match.of(metadata=net_tag, reg6=lp_tag), to_local, cookie=cookie
+            )
+        )
+    return tuple(flows)
+
+
 def port_flows(topo: Topology, port_id: str, host: str) -> tuple[Flow, ...]:
     """What VIF port ``port_id`` owns on ``host``: local port security and L2 entry, or a remote entry."""
     port = topo.ports.get(port_id)
@@ -236,6 +277,9 @@ def port_flows(topo: Topology, port_id: str, host: str) -> tuple[Flow, ...]:
             cookie,
             port.allowed_address_pairs,
         )
+    if is_provider(net):
+        # Another host's port on a provider network is reached through the physical network.
+        return _remote_port_flows(net.tag, 0, port.mac_address, port.ips, "", cookie)
     remote_ip = topo.tunnel_ip(port.binding_host_id)
     if remote_ip is None:
         return ()  # the host has not registered: its ports are unreachable until it does
@@ -273,7 +317,7 @@ def _remote_port_flows(
         p.L2_LOOKUP,
         PRIO_ENTRY,
         Match.of(metadata=net_tag, eth_dst=mac),
-        _to_tunnel(vni, remote_ip),
+        _to_tunnel(vni, remote_ip) if remote_ip else _TO_PROVIDER,
         cookie=cookie,
     )
     return (entry, *_arp_responder(net_tag, mac, ips, cookie))

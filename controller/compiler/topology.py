@@ -11,18 +11,22 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from controller.compiler.l3index import L3Index
 from controller.compiler.sg_index import SecGroupIndex
 from controller.model import (
     OWNER_DHCP,
     Agent,
+    FloatingIP,
     Instance,
     Network,
     Port,
     Resource,
+    Router,
     SecurityGroup,
     SecurityGroupRule,
     Subnet,
 )
+from dataplane.common.constants import PATCH_OFPORT_MIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,9 @@ class AgentInfo:
     host: str
     tunnel_ip: str
     datapath_type: str = "netdev"
+    tag: int = 0  # the agent's store tag: names its gateway tunnel port on every other host
+    physical_networks: tuple[str, ...] = ()  # its bridge mappings, in registration order
+    gateway_priority: int = 0  # above 0: a gateway host
 
 
 def is_vif_port(port: Port) -> bool:
@@ -42,9 +49,13 @@ def is_vif_port(port: Port) -> bool:
 class Topology:
     """The model, indexed for the compiler. Mutate only through put/delete."""
 
-    def __init__(self, dns_domain: str = "loom.internal", metadata_url: str = "") -> None:
+    def __init__(
+        self, dns_domain: str = "loom.internal", metadata_url: str = "", gateway_preempt: bool = False
+    ) -> None:
         self.dns_domain = dns_domain
         self.metadata_url = metadata_url
+        # A gateway host that comes back takes its routers back (True), or stays a backup (False, the default).
+        self.gateway_preempt = gateway_preempt
         self.networks: dict[str, Network] = {}
         self.subnets: dict[str, Subnet] = {}
         self.ports: dict[str, Port] = {}
@@ -62,6 +73,8 @@ class Topology:
         self.host_networks: dict[str, dict[str, int]] = defaultdict(dict)
         self.dhcp_ports: dict[str, Port] = {}
         self.secgroups = SecGroupIndex()  # security groups, their rules, members and references
+        # Routers, their interfaces and gateways, floating IPs (controller.compiler.l3index).
+        self.l3 = L3Index()
         # (host, network) pairs whose membership flipped (the host's first port on the network came,
         # or its last went) since the last ``take_membership_changes``: features react to them.
         self._membership_changes: list[tuple[str, str]] = []
@@ -84,7 +97,15 @@ class Topology:
         elif isinstance(obj, Instance):
             self.instances[obj.id] = obj
         elif isinstance(obj, Agent):
-            self.set_agent(AgentInfo(obj.id, obj.tunnel_ip, obj.datapath_type))
+            self.set_agent(
+                AgentInfo(
+                    obj.id, obj.tunnel_ip, obj.datapath_type, obj.tag, obj.physical_networks, obj.gateway_priority
+                )
+            )
+        elif isinstance(obj, Router):
+            self.l3.put_router(obj)
+        elif isinstance(obj, FloatingIP):
+            self.l3.put_floating_ip(obj)
         elif isinstance(obj, SecurityGroup):
             self.secgroups.put_group(obj)
         elif isinstance(obj, SecurityGroupRule):
@@ -118,6 +139,10 @@ class Topology:
             self.secgroups.delete_group(obj_id)
         elif kind == "security_group_rule":
             self.secgroups.delete_rule(obj_id)
+        elif kind == "router":
+            self.l3.delete_router(obj_id)
+        elif kind == "floatingip":
+            self.l3.delete_floating_ip(obj_id)
 
     def set_agent(self, agent: AgentInfo) -> None:
         self.agents[agent.host] = agent
@@ -130,6 +155,7 @@ class Topology:
             self.ports_by_device[port.device_id][port.id] = port
         if port.device_owner == OWNER_DHCP:
             self.dhcp_ports[port.network_id] = port
+        self.l3.put_port(port)
         if is_vif_port(port):
             host = port.binding_host_id
             self.vif_ports_by_host[host][port.id] = port
@@ -156,6 +182,7 @@ class Topology:
                 del self.ports_by_device[port.device_id]
         if self.dhcp_ports.get(port.network_id) is port:
             del self.dhcp_ports[port.network_id]
+        self.l3.remove_port(port)
         if is_vif_port(port):
             host = port.binding_host_id
             self.secgroups.remove_port(port)
@@ -206,6 +233,13 @@ class Topology:
             peers = {ip for other in self._shared.get(host, ()) if (ip := self.tunnel_ip(other)) is not None}
             cached = self._peers[host] = tuple(sorted(peers))
         return cached
+
+    def physnet_ofport(self, host: str, physical_network: str) -> int | None:
+        """The OpenFlow port of ``host``'s patch to the bridge mapped to ``physical_network`` (None: unmapped)."""
+        agent = self.agents.get(host)
+        if agent is None or physical_network not in agent.physical_networks:
+            return None
+        return PATCH_OFPORT_MIN + agent.physical_networks.index(physical_network)
 
     def tunnel_ip(self, host: str) -> str | None:
         agent = self.agents.get(host)

@@ -27,15 +27,16 @@ Two things the controller cannot know exactly, and how they are filled in:
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 
 from controller.compiler import secgroups
 from controller.compiler import simulator as sim
-from controller.compiler.host import compile_host
+from controller.compiler.host import HostState, compile_host
 from controller.compiler.topology import Topology
 from controller.model import Port
-from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, TUNNEL_OFPORT
+from dataplane.common.constants import LOCALPORT_OFPORT_MAX, LOCALPORT_OFPORT_MIN, PATCH_OFPORT_MIN, TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
 from dataplane.contract.bindings import localport_binding_flows, vif_binding_flows
 from dataplane.contract.cookie import CookieKind, describe_cookie, make_cookie, owner_labels, split_cookie
@@ -71,6 +72,9 @@ _DEFAULT_DROP = {
     p.CLASSIFY: "no flow in classify knows its in_port: the port has no binding here "
     "(not bound to this host, administratively down, or its network is not active)",
     p.PORT_SECURITY: "port security: it is not from the port's MAC and fixed IPs (nor a DHCP request)",
+    p.NEIGHBOR: "no neighbour entry for its next hop: no port holds that address, or it is an external next hop "
+    "whose MAC the host's agent resolves by ARP and renders itself (the controller's trace does not know it; "
+    "loomctl trace --switch shows the real switch)",
 }
 
 
@@ -152,6 +156,7 @@ class HostView:
 
     table: sim.FlowTable
     ports: dict[int, LocalPortName]
+    gateway_tunnels: dict[int, str] = field(default_factory=dict)  # ofport -> the host at its other end
 
 
 # ---------------------------------------------------------------- a host's switch
@@ -159,6 +164,22 @@ class HostView:
 
 def host_switch(topo: Topology, host: str) -> tuple[list[Flow], dict[int, LocalPortName]]:
     """Everything br-int on ``host`` holds (compiled flows + the agent's binding flows) and its ports' names."""
+    flows, ports, _ = _host_switch(topo, host)
+    return flows, ports
+
+
+def host_view(topo: Topology, host: str) -> HostView:
+    """``host``'s switch for the trace. Its gateway tunnels (the point-to-point ones to gateway hosts, which the
+    SNAT redirection's bundle picks among) count as up: the controller does not see BFD."""
+    flows, ports, state = _host_switch(topo, host)
+    tunnels = {t.ofport: t.host for t in state.l3.gateway_tunnels}
+    agent = topo.agents.get(host)
+    for i, physnet in enumerate(agent.physical_networks if agent is not None else ()):
+        ports[PATCH_OFPORT_MIN + i] = LocalPortName("", f"provider bridge of physical network {physnet}")
+    return HostView(sim.FlowTable(flows, ports=dict.fromkeys(tunnels, True)), ports, tunnels)
+
+
+def _host_switch(topo: Topology, host: str) -> tuple[list[Flow], dict[int, LocalPortName], HostState]:
     state = compile_host(topo, host)
     flows = state.flows()
     ports: dict[int, LocalPortName] = {}
@@ -173,7 +194,7 @@ def host_switch(topo: Topology, host: str) -> tuple[list[Flow], dict[int, LocalP
             break  # the agent has no number left for more either
         flows.extend(localport_binding_flows(net.localport_tag, net.tag, ofport))
         ports[ofport] = LocalPortName(net.localport_id, f"localport of network {network_label(topo, net.network_id)}")
-    return flows, ports
+    return flows, ports, state
 
 
 def port_label(port: Port) -> str:
@@ -191,7 +212,9 @@ def owner_names(topo: Topology) -> dict[int, str]:
         ((net.tag, f"network {net.name or net.id}") for net in topo.networks.values()),
         ((port.tag, f"port {port_label(port)}") for port in topo.ports.values()),
         ((dhcp.tag, f"network {network_label(topo, dhcp.network_id)}") for dhcp in topo.dhcp_ports.values()),
-        ((g.tag, f"security group {g.name or g.id}") for g in topo.secgroups.groups.values()),
+        security_groups=((g.tag, f"security group {g.name or g.id}") for g in topo.secgroups.groups.values()),
+        routers=((r.tag, f"router {r.name or r.id}") for r in topo.l3.routers.values()),
+        floating_ips=((f.tag, f"floating IP {f.floating_ip_address}") for f in topo.l3.floating_ips.values()),
     )
     names[make_cookie(CookieKind.PIPELINE, secgroups.SecGroupsFeature.number)] = "security groups (every port)"
     return names
@@ -236,7 +259,15 @@ def build_packet(
         raise TraceError("invalid", "dst_ip", f"{target_ip!r} is not an IPv4 address") from None
     if protocol == "arp":
         return sim.arp_request(src.mac_address, src.ips[0], target_ip, dst_mac or BROADCAST)
-    mac = dst_mac or (dst.mac_address if dst is not None else _mac_of(topo, src.network_id, target_ip))
+    if dst_mac:
+        mac = dst_mac
+    elif dst is not None and dst.network_id == src.network_id:
+        mac = dst.mac_address
+    else:
+        # Off the network (another network's port, or an address no port here holds): to the gateway, as the VM
+        # would; with no router there, to the port's own MAC (which that network never sees).
+        on_net = "" if dst is not None else _mac_of(topo, src.network_id, target_ip)
+        mac = on_net or _gateway_mac(topo, src) or (dst.mac_address if dst is not None else "")
     if not mac:
         raise TraceError(
             "invalid",
@@ -254,6 +285,15 @@ def build_packet(
         src_port or DEFAULT_SRC_PORT,
         dst_port or DEFAULT_DST_PORT,
     )
+
+
+def _gateway_mac(topo: Topology, src: Port) -> str:
+    """The MAC of the gateway of ``src``'s subnet, when a port on its network (a router interface) holds it."""
+    src_ip = ipaddress.IPv4Address(src.ips[0])
+    for subnet in topo.subnets_by_network.get(src.network_id, {}).values():
+        if subnet.gateway_ip and src_ip in ipaddress.ip_network(subnet.cidr, strict=False):
+            return _mac_of(topo, src.network_id, subnet.gateway_ip)
+    return ""
 
 
 def _mac_of(topo: Topology, network_id: str, ip: str) -> str:
@@ -315,13 +355,15 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
         h, port, pkt, came = pending.popleft()
         view = views.get(h)
         if view is None:
-            flows, ports = host_switch(topo, h)
-            view = views[h] = HostView(sim.FlowTable(flows), ports)
+            view = views[h] = host_view(topo, h)
         ran = view.table.process(pkt, port)
         hop = Hop(h, port, came, describe_packet(pkt))
         hop.steps = [_step(f, names, topo) for f in ran.hits]
         for emit in ran.emitted:
             out = emit.packet
+            if emit.port in view.gateway_tunnels:
+                _follow_gateway_tunnel(topo, views, h, emit, hop, pending)
+                continue
             if emit.port != TUNNEL_OFPORT:
                 where = view.ports.get(emit.port, LocalPortName("", f"OpenFlow port {emit.port}"))
                 hop.outputs.append(
@@ -348,6 +390,35 @@ def trace(topo: Topology, host: str, in_port: int, packet: sim.Packet, came_from
             hop.drop_table, hop.drop_reason = _why_dropped(ran, port, names)
         result.hops.append(hop)
     return result
+
+
+def _follow_gateway_tunnel(
+    topo: Topology,
+    views: dict[str, HostView],
+    host: str,
+    emit: sim.Emit,
+    hop: Hop,
+    pending: deque[tuple[str, int, sim.Packet, str]],
+) -> None:
+    """A packet redirected to a gateway host (SNAT): it arrives there on that host's tunnel port back to ``host``."""
+    view = views[host]
+    remote = view.gateway_tunnels[emit.port]
+    vni = emit.packet.get("tunnel_id", 0)
+    inner = sim.wire(emit.packet)
+    remote_ip = topo.tunnel_ip(remote) or ""
+    remote_view = views.get(remote)
+    if remote_view is None:
+        remote_view = views[remote] = host_view(topo, remote)
+    back = [port for port, peer in remote_view.gateway_tunnels.items() if peer == host]
+    kind = "tunnel" if back else "lost"
+    hop.outputs.append(
+        TraceOutput(kind, host, emit.port, describe_packet(inner), vni=vni, remote_host=remote, remote_ip=remote_ip)
+    )
+    if back:
+        local_ip, arriving = topo.tunnel_ip(host), {**inner, "tunnel_id": vni}
+        arriving["tun_ipv4_src"] = ipv4_to_int(local_ip) if local_ip else 0
+        arriving["tun_ipv4_dst"] = ipv4_to_int(remote_ip) if remote_ip else 0
+        pending.append((remote, back[0], arriving, f"gateway tunnel from {host}, VNI {vni} (the router's tag)"))
 
 
 def _step(flow: Flow, names: dict[int, str], topo: Topology | None = None) -> Step:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, GroupKey, HostGroups
-from controller.compiler.host import FEATURES, local_network_spec, local_port_spec
+from controller.compiler.host import FEATURES, host_peers, local_network_spec, local_port_spec
+from controller.compiler.l3spec import host_l3_spec
 from controller.compiler.topology import Topology, is_vif_port
 from controller.distributor.hoststate import DeltaBuilder, HostRecord, merge_deltas, snapshot_to_proto
 from controller.model import Agent, Port, Resource
@@ -28,7 +29,17 @@ from protos.loom.v1 import agent_pb2
 
 log = get_logger(__name__)
 
-KINDS = ("network", "subnet", "port", "instance", "agent", "security_group", "security_group_rule")
+KINDS = (
+    "network",
+    "subnet",
+    "port",
+    "instance",
+    "agent",
+    "security_group",
+    "security_group_rule",
+    "router",
+    "floatingip",
+)
 
 # Port fields that change nothing in any host's desired state.
 _STATUS_ONLY_FIELDS = frozenset({"status", "stages", "revision_number", "updated_at"})
@@ -280,7 +291,8 @@ class Distributor:
         for net_id in net_ids:
             present = topo.host_has_network(host, net_id)
             builder.set_network(net_id, local_network_spec(topo, net_id) if present else None)
-        builder.set_peers(topo.tunnel_peers(host))
+        builder.set_peers(host_peers(topo, host))
+        builder.set_l3(host_l3_spec(topo, host))
         local = topo.vif_ports_by_host.get(host, {})
         compiled = [k[1] for k in builder.changed_groups if k[0] == "port" and k[1] in local]
         if builder.empty():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from controller.compiler.host import GroupKey, LocalNetworkSpec, LocalPortSpec
+from controller.compiler.l3spec import HostL3Spec
 from dataplane.contract import encode
 from dataplane.contract.flow import Flow
 from protos.loom.v1 import agent_pb2, resources_pb2
@@ -32,6 +33,7 @@ class HostRecord:
     ports: dict[str, LocalPortSpec] = field(default_factory=dict)
     networks: dict[str, LocalNetworkSpec] = field(default_factory=dict)
     peers: tuple[str, ...] = ()
+    l3: HostL3Spec = field(default_factory=HostL3Spec)
     # Every delta after log_floor is in log, oldest first.
     log: deque[tuple[int, agent_pb2.HostDelta]] = field(default_factory=lambda: deque(maxlen=DELTA_LOG_LENGTH))
     log_floor: int = 0
@@ -59,6 +61,7 @@ class DeltaBuilder:
     removed_networks: list[str] = field(default_factory=list)
     removed_keys: set[GroupKey] = field(default_factory=set)
     peers_changed: bool = False
+    l3_changed: bool = False
 
     @property
     def changed_groups(self) -> set[GroupKey]:
@@ -91,9 +94,15 @@ class DeltaBuilder:
             self.record.peers = peers
             self.peers_changed = True
 
+    def set_l3(self, spec: HostL3Spec) -> None:
+        if spec != self.record.l3:
+            self.record.l3 = spec
+            self.l3_changed = True
+
     def empty(self) -> bool:
         return not (
-            self.peers_changed
+            self.l3_changed
+            or self.peers_changed
             or self.upserted_groups
             or self.removed_cookies
             or self.upserted_ports
@@ -112,6 +121,7 @@ class DeltaBuilder:
             upsert_networks=[network_to_proto(rec.networks[nid]) for nid in self.upserted_networks],
             removed_networks=self.removed_networks,
             peers=agent_pb2.TunnelPeers(ips=rec.peers) if self.peers_changed else None,
+            l3=l3_to_proto(rec.l3) if self.l3_changed else None,
         )
 
 
@@ -121,6 +131,7 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
     ports: dict[str, agent_pb2.LocalPort | None] = {}
     networks: dict[str, agent_pb2.LocalNetwork | None] = {}
     peers: agent_pb2.TunnelPeers | None = None
+    l3: agent_pb2.HostL3 | None = None
     for d in deltas:
         groups.update(dict.fromkeys(d.removed_groups))
         groups.update((g.cookie, g) for g in d.upsert_groups)
@@ -130,6 +141,8 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
         networks.update((n.network_id, n) for n in d.upsert_networks)
         if d.HasField("peers"):
             peers = d.peers
+        if d.HasField("l3"):
+            l3 = d.l3
     return agent_pb2.HostDelta(
         upsert_groups=[g for g in groups.values() if g is not None],
         removed_groups=[c for c, g in groups.items() if g is None],
@@ -138,6 +151,7 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
         upsert_networks=[n for n in networks.values() if n is not None],
         removed_networks=[i for i, n in networks.items() if n is None],
         peers=peers,
+        l3=l3,
     )
 
 
@@ -226,4 +240,52 @@ def snapshot_to_proto(rec: HostRecord, tunnel_ip: str, metadata_url: str) -> age
         tunnel_ip=tunnel_ip,
         metadata_url=metadata_url,
         peers=agent_pb2.TunnelPeers(ips=rec.peers),
+        l3=l3_to_proto(rec.l3),
+    )
+
+
+def l3_to_proto(s: HostL3Spec) -> agent_pb2.HostL3:
+    return agent_pb2.HostL3(
+        externals=[
+            agent_pb2.ExternalNetwork(
+                network_id=e.network_id,
+                tag=e.tag,
+                physical_network=e.physical_network,
+                vlan=e.vlan,
+                patch_ofport=e.patch_ofport,
+                next_hops=list(e.next_hops),
+            )
+            for e in s.externals
+        ],
+        floating_ips=[
+            agent_pb2.LocalFloatingIp(
+                id=f.id,
+                address=f.address,
+                mac_address=f.mac_address,
+                fixed_ip=f.fixed_ip,
+                network_tag=f.network_tag,
+                patch_ofport=f.patch_ofport,
+                vlan=f.vlan,
+                dnat_zone=f.dnat_zone,
+                snat_zone=f.snat_zone,
+            )
+            for f in s.floating_ips
+        ],
+        gateway_routers=[
+            agent_pb2.GatewayRouter(
+                router_id=g.router_id,
+                tag=g.tag,
+                external_ip=g.external_ip,
+                mac_address=g.mac_address,
+                network_tag=g.network_tag,
+                patch_ofport=g.patch_ofport,
+                vlan=g.vlan,
+                before=list(g.before),
+                external_network_id=g.external_network_id,
+            )
+            for g in s.gateway_routers
+        ],
+        gateway_tunnels=[
+            agent_pb2.GatewayTunnel(host=t.host, remote_ip=t.remote_ip, ofport=t.ofport) for t in s.gateway_tunnels
+        ],
     )

@@ -9,19 +9,22 @@ from here too.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import queue
 import re
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
 
 from controller.distributor.distributor import Distributor
 from controller.distributor.status import HostFacts, PortStatusTracker
-from controller.model import OWNER_DHCP, Agent, Network, Port, SecurityGroup
+from controller.model import OWNER_DHCP, Agent, FloatingIP, Network, Port, Router, SecurityGroup
 from controller.store.base import Store
+from dataplane.common.constants import PATCH_OFPORT_MAX, PATCH_OFPORT_MIN
 from dataplane.common.logs import get_logger
 from dataplane.contract.cookie import describe_cookie, owner_labels
 from protos.loom.v1 import agent_pb2, agent_pb2_grpc, network_pb2
@@ -50,8 +53,10 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         tracker: PortStatusTracker,
         underlay_mtu: int,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        set_active_gateway: Callable[[str, Sequence[str]], None] | None = None,
     ) -> None:
         self.store = store
+        self.set_active_gateway = set_active_gateway
         self.distributor = distributor
         self.tracker = tracker
         self.underlay_mtu = underlay_mtu
@@ -78,17 +83,31 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         dp = request.datapath_type or "netdev"
         if dp not in DATAPATH_TYPES:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"datapath_type: {dp!r} is not one of {DATAPATH_TYPES}")
+        physnets = tuple(request.physical_networks)
+        if len(set(physnets)) != len(physnets) or len(physnets) > PATCH_OFPORT_MAX - PATCH_OFPORT_MIN + 1:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "physical_networks: duplicates, or too many mappings")
         current = self.store.get("agent", host)
-        wanted = Agent(id=host, tunnel_ip=str(ip), datapath_type=dp, version=request.version)
-        if not (
-            isinstance(current, Agent)
-            and (current.tunnel_ip, current.datapath_type, current.version)
-            == (wanted.tunnel_ip, wanted.datapath_type, wanted.version)
-        ):
+        wanted = Agent(
+            id=host,
+            tunnel_ip=str(ip),
+            datapath_type=dp,
+            version=request.version,
+            physical_networks=physnets,
+            gateway_priority=request.gateway_priority,
+        )
+        fields = ("tunnel_ip", "datapath_type", "version", "physical_networks", "gateway_priority")
+        if not (isinstance(current, Agent) and all(getattr(current, f) == getattr(wanted, f) for f in fields)):
             if isinstance(current, Agent):
-                wanted = Agent(id=host, tunnel_ip=str(ip), datapath_type=dp, version=request.version, tag=current.tag)
+                wanted = dataclasses.replace(wanted, tag=current.tag)
             self.store.commit(puts=[wanted])
-            log.info("agent registered", host=host, tunnel_ip=str(ip), datapath_type=dp)
+            log.info(
+                "agent registered",
+                host=host,
+                tunnel_ip=str(ip),
+                datapath_type=dp,
+                physical_networks=",".join(physnets),
+                gateway_priority=request.gateway_priority,
+            )
         self._touch(host)
         return agent_pb2.RegisterResponse(heartbeat_interval=self.heartbeat_interval, underlay_mtu=self.underlay_mtu)
 
@@ -142,6 +161,18 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def Heartbeat(self, request: agent_pb2.HeartbeatRequest, context: grpc.ServicerContext):
         self._touch(request.host, request.applied_revision, request.flows_installed)
         return agent_pb2.HeartbeatResponse()
+
+    def ReportGateways(self, request: agent_pb2.GatewayReport, context: grpc.ServicerContext):
+        """A gateway host says which routers it SNATs for now: recorded as their active gateway."""
+        if self.set_active_gateway is not None and request.active_routers:
+            self.set_active_gateway(request.host, list(request.active_routers))
+        self._touch(request.host)
+        return agent_pb2.GatewayReportAck()
+
+    def alive(self, host: str) -> bool:
+        with self.lock:
+            live = self.liveness.get(host)
+        return live is not None and (live.streams > 0 or time.time() - live.last_seen < DEAD_AFTER)
 
     # ------------------------------------------------------------ inspection
 
@@ -209,4 +240,10 @@ def _owner_names(store: Store) -> dict[int, str]:
         for g in store.list("security_group")
         if isinstance(g, SecurityGroup)
     ]
-    return owner_labels(networks, ports, localports, groups)
+    routers = [(r.tag, f"router {r.id} ({r.name})") for r in store.list("router") if isinstance(r, Router)]
+    fips = [
+        (f.tag, f"floating IP {f.id} ({f.floating_ip_address})")
+        for f in store.list("floatingip")
+        if isinstance(f, FloatingIP)
+    ]
+    return owner_labels(networks, ports, localports, security_groups=groups, routers=routers, floating_ips=fips)

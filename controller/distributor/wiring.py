@@ -35,10 +35,19 @@ class Dataplane:
 
     def __init__(self, ctx: ControllerContext) -> None:
         cfg = ctx.config
-        self.topology = Topology(dns_domain=cfg.dns_domain, metadata_url=cfg.metadata_url)
+        self.topology = Topology(
+            dns_domain=cfg.dns_domain, metadata_url=cfg.metadata_url, gateway_preempt=cfg.gateway_preempt
+        )
         self.tracker = PortStatusTracker(ctx.store, ctx.network.ports.update_statuses)
         self.distributor = Distributor(ctx.store, self.topology, self.tracker)
-        self.agents = AgentServicer(ctx.store, self.distributor, self.tracker, underlay_mtu=cfg.underlay_mtu)
+        self.agents = AgentServicer(
+            ctx.store,
+            self.distributor,
+            self.tracker,
+            underlay_mtu=cfg.underlay_mtu,
+            set_active_gateway=ctx.network.routers.set_active_gateway,
+        )
+        ctx.network.agent_alive = self.agents.alive
         self.store = ctx.store
 
     def start(self) -> None:

@@ -13,6 +13,9 @@ make SQLite itself refuse a commit that would break the model:
   on a host, in the VIF range.
 * ``port_ips``: keyed by (subnet, IP): one port per address; the subnet exists,
   is on the port's network and holds the address.
+* ``router_zones``: keyed by zone: one router per conntrack zone pair (an even
+  zone in the router range; the next one is its SNAT zone).
+* ``fip_fixed``: keyed by (port, fixed IP): at most one floating IP per fixed IP.
 
 Each table is keyed by what must be unique, so uniqueness costs no extra index
 (every page a commit touches is written to the WAL again). SQLite's error is
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.ipam import int_to_ip, ip_to_int
-from controller.model import Network, Port, Resource, Subnet
+from controller.model import FloatingIP, Network, Port, Resource, Router, Subnet
 from controller.store.base import ConflictError, EventType, InvariantError, StoreError
 
 SCHEMA = """
@@ -95,13 +98,25 @@ CREATE TABLE IF NOT EXISTS port_ips (
     PRIMARY KEY (subnet_id, ip)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS router_zones (
+    zone INTEGER PRIMARY KEY CONSTRAINT zone_range CHECK (zone BETWEEN 32768 AND 65534 AND zone % 2 = 0),
+    router_id TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS fip_fixed (
+    port_id TEXT NOT NULL,
+    fixed_ip TEXT NOT NULL,
+    fip_id TEXT NOT NULL,
+    PRIMARY KEY (port_id, fixed_ip)
+) WITHOUT ROWID;
+
 CREATE TRIGGER IF NOT EXISTS port_ip_in_subnet BEFORE INSERT ON port_ips
 WHEN NOT EXISTS (SELECT 1 FROM subnet_ranges s WHERE s.subnet_id = NEW.subnet_id
                  AND s.network_id = NEW.network_id AND NEW.ip BETWEEN s.first_ip AND s.last_ip)
 BEGIN SELECT RAISE(ABORT, 'ip_outside_subnet'); END;
 """
 
-KINDS = ("network", "subnet", "port")  # the kinds with invariant tables; others are stored only
+KINDS = ("network", "subnet", "port", "router", "floatingip")  # the kinds with invariant tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +166,20 @@ def ip_rows(p: Port) -> list[tuple[Any, ...]]:
     return rows
 
 
+def zone_rows(r: Router) -> list[tuple[Any, ...]]:
+    return [(r.zone, r.id)]
+
+
+def fip_rows(f: FloatingIP) -> list[tuple[Any, ...]]:
+    return [(f.port_id, f.fixed_ip_address, f.id)] if f.port_id else []
+
+
+# Per router / floating IP table: its rows, and how to delete one row by its key.
+_OTHER_TABLES: dict[str, tuple[tuple[str, Any, str], ...]] = {
+    "router": (("router_zones", zone_rows, "DELETE FROM router_zones WHERE zone = ?"),),
+    "floatingip": (("fip_fixed", fip_rows, "DELETE FROM fip_fixed WHERE port_id = ? AND fixed_ip = ?"),),
+}
+
 # Per port table: its rows for a port, and how to delete one row by its key.
 _PORT_TABLES = (
     ("port_macs", mac_rows, "DELETE FROM port_macs WHERE network_id = ? AND mac_address = ?"),
@@ -185,6 +214,16 @@ def write(cur: sqlite3.Cursor, changes: Iterable[Change]) -> None:
                     cur.execute(delete_sql, row[:2])
                 if new:
                     port_adds.append((c, table, new))
+    for kind, tables in _OTHER_TABLES.items():
+        for c in by_kind[kind]:
+            for table, rows_of, delete_sql in tables:
+                old = rows_of(c.old) if c.old is not None else []
+                new = rows_of(c.new) if c.new is not None else []
+                if old != new:
+                    for row in old:
+                        cur.execute(delete_sql, row[: len(row) - 1])
+                    if new:
+                        port_adds.append((c, table, new))
     for c in by_kind["subnet"]:
         if c.new is None:
             _run(cur, "DELETE FROM subnet_ranges WHERE subnet_id = ?", (c.id,), c)
@@ -233,6 +272,14 @@ def explain(message: str, change: Change, sql: str, params: tuple[Any, ...]) -> 
         return ConflictError("port", "binding_ofport", f"ofport {params[1]} is already used on host {params[0]}")
     if "port_bindings" in sql and "CHECK" in message:
         return InvariantError("port", "binding_ofport", f"ofport {params[1]} is not in 100..32767")
+    if "router_zones.zone" in message:
+        return ConflictError("router", "zone", f"conntrack zone {params[0]} is already used by another router")
+    if "zone_range" in message:
+        return InvariantError("router", "zone", f"zone {params[0]} is not an even zone of the router range")
+    if "fip_fixed.port_id, fip_fixed.fixed_ip" in message:
+        return ConflictError(
+            "floatingip", "fixed_ip_address", f"{params[1]} of port {params[0]} already has a floating IP"
+        )
     if "port_ips.subnet_id, port_ips.ip" in message:
         return ConflictError("port", "fixed_ips", f"{int_to_ip(params[1])} is already allocated in subnet {params[0]}")
     if "ip_outside_subnet" in message:

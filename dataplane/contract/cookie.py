@@ -33,6 +33,11 @@ class CookieKind(IntEnum):
     FLOATING_IP = 0x08
     SG_PORT = 0x09  # a port's security-group flows: its conntrack entry and its rules (tag: the port's tag)
     SG_ADDRESS = 0x0A  # remote groups' member flows for one address (tag: prefix length << 32 | IPv4 address)
+    # L3, NAT and provider networks (0x07, 0x09-0x0B belong to security groups).
+    NEIGHBOR = 0x0C  # a routed port's address -> its MAC and location (tag: the port's)
+    PROVIDER = 0x0D  # a flat/VLAN network's physical-bridge classification and egress (tag: the network's)
+    EXTERNAL_NEIGHBOR = 0x0E  # rendered by the agent: an external next hop's MAC it resolved (tag: the network's)
+    ROUTER_GATEWAY = 0x0F  # a router's external gateway: SNAT, redirection to the gateway host (tag: the router's)
     NETWORK_FLOOD = 0x10  # a network's flooding on one host: its local ports and tunnels to its other hosts
 
 
@@ -68,9 +73,13 @@ def owner_labels(
     networks: Iterable[tuple[int, str]],
     ports: Iterable[tuple[int, str]],
     localports: Iterable[tuple[int, str]] = (),
+    *,
     security_groups: Iterable[tuple[int, str]] = (),
+    routers: Iterable[tuple[int, str]] = (),
+    floating_ips: Iterable[tuple[int, str]] = (),
 ) -> dict[int, str]:
-    """Cookie -> who owns the flow, from (tag, label) pairs of networks, ports, localports and security groups.
+    """Cookie -> who owns the flow, from (tag, label) pairs of networks, ports, localports, security groups,
+    routers and floating IPs.
 
     A label names the object for people, e.g. ``network blue``; a localport's is the
     label of the network it serves (its flows read "localport of network blue").
@@ -79,14 +88,22 @@ def owner_labels(
     for tag, label in networks:
         names[make_cookie(CookieKind.NETWORK, tag)] = label
         names[make_cookie(CookieKind.NETWORK_FLOOD, tag)] = "flooding of " + label
+        names[make_cookie(CookieKind.PROVIDER, tag)] = "provider bridge of " + label
+        names[make_cookie(CookieKind.EXTERNAL_NEIGHBOR, tag)] = "external next hop of " + label
     for tag, label in ports:
         names[make_cookie(CookieKind.PORT, tag)] = label
         names[make_cookie(CookieKind.PORT_BINDING, tag)] = "binding of " + label
         names[make_cookie(CookieKind.SG_PORT, tag)] = "security groups of " + label
+        names[make_cookie(CookieKind.NEIGHBOR, tag)] = "routing to " + label
     for tag, label in localports:
         names[make_cookie(CookieKind.LOCALPORT, tag)] = "localport of " + label
     for tag, label in security_groups:
         # A referenced remote group's conjunctions, one per direction (conj_id = tag * 2 + direction).
         names[make_cookie(CookieKind.SECURITY_GROUP, tag * 2)] = f"{label} as remote group, ingress rules"
         names[make_cookie(CookieKind.SECURITY_GROUP, tag * 2 + 1)] = f"{label} as remote group, egress rules"
+    for tag, label in routers:
+        names[make_cookie(CookieKind.ROUTER, tag)] = label
+        names[make_cookie(CookieKind.ROUTER_GATEWAY, tag)] = "gateway of " + label
+    for tag, label in floating_ips:
+        names[make_cookie(CookieKind.FLOATING_IP, tag)] = label
     return names

@@ -47,6 +47,7 @@ from dataplane.contract.flow import (
     BUNDLE_FIELDS,
     Action,
     Bundle,
+    BundleLoad,
     Conjunction,
     Ct,
     CtClear,
@@ -57,6 +58,8 @@ from dataplane.contract.flow import (
     Move,
     Nat,
     Output,
+    PopVlan,
+    PushVlan,
     Resubmit,
     SetField,
 )
@@ -75,6 +78,7 @@ BUNDLE_FLAGS = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
 # Nicira action subtypes (OVS include/openflow/nicira-ext.h, os-ken nicira_ext).
 _NXAST_REG_MOVE = 6
 _NXAST_BUNDLE = 12
+_NXAST_BUNDLE_LOAD = 13
 _NXAST_RESUBMIT_TABLE = 14
 _NXAST_CONJUNCTION = 34
 _NXAST_CT = 35
@@ -398,6 +402,37 @@ def _encode_bundle(action: Bundle) -> bytes:
     return head + members
 
 
+def _encode_bundle_load(action: BundleLoad) -> bytes:
+    # The same nx_action_bundle, with the destination field and its bit range (OVS encode_BUNDLE).
+    members = b"".join(p.to_bytes(2, "big") for p in action.members)
+    members += _PADS[-len(members) % 8]
+    head = _NX_BUNDLE.pack(
+        ofp.OFPAT_EXPERIMENTER,
+        _NX_BUNDLE.size + len(members),
+        NX_EXPERIMENTER_ID,
+        _NXAST_BUNDLE_LOAD,
+        _NX_BD_ALG[action.algorithm],
+        _NX_HASH_FIELDS[action.fields],
+        action.basis,
+        _NXM_OF_IN_PORT,
+        len(action.members),
+        (action.dst_ofs << 6) | (action.n_bits - 1),
+        _NX_FIELD_HEADER[action.dst],
+    )
+    return head + members
+
+
+def _encode_push_vlan(action: PushVlan) -> bytes:
+    return struct.pack("!HHH2x", ofp.OFPAT_PUSH_VLAN, 8, action.ethertype)
+
+
+_POP_VLAN = struct.pack("!HH4x", ofp.OFPAT_POP_VLAN, 8)
+
+
+def _encode_pop_vlan(action: PopVlan) -> bytes:
+    return _POP_VLAN
+
+
 def _encode_group(action: Group) -> bytes:
     return _ACTION_GROUP.pack(ofp.OFPAT_GROUP, 8, action.group_id)
 
@@ -412,6 +447,9 @@ _ACTION_ENCODERS: dict[type, Callable[[Any], bytes]] = {
     Conjunction: _encode_conjunction,
     DecTtl: _encode_dec_ttl,
     Bundle: _encode_bundle,
+    BundleLoad: _encode_bundle_load,
+    PushVlan: _encode_push_vlan,
+    PopVlan: _encode_pop_vlan,
     Group: _encode_group,
 }
 

@@ -267,6 +267,55 @@ class Bundle:
 
 
 @dataclass(frozen=True, slots=True)
+class BundleLoad:
+    """Write the live member a bundle would pick into ``dst`` (Nicira bundle_load), without outputting.
+
+    The member is written as a 16-bit OpenFlow port number; with no live
+    member OVS writes 0xffff (OFPP_NONE in 16 bits). Loom uses it where a
+    choice needs a fallback a plain ``bundle`` cannot express (a gateway host
+    that is itself next in line).
+    """
+
+    members: tuple[int, ...]
+    dst: str
+    n_bits: int = 16
+    dst_ofs: int = 0
+    algorithm: BundleAlgorithm = "active_backup"
+    fields: BundleFields = "eth_src"
+    basis: int = 0
+
+    NONE = 0xFFFF  # what is written when no member is live
+
+    def __post_init__(self) -> None:
+        Bundle(self.members, self.algorithm, self.fields, self.basis)  # the same checks
+        if self.n_bits < 16:
+            raise ValueError("bundle_load needs 16 bits to write an OpenFlow port number")
+
+    def text(self) -> str:
+        members = ",".join(str(p) for p in self.members)
+        dst = f"{FIELDS[self.dst].ofctl_name}[{self.dst_ofs}..{self.dst_ofs + self.n_bits - 1}]"
+        return f"bundle_load({self.fields},{self.basis},{self.algorithm},ofport,{dst},members:{members})"
+
+
+@dataclass(frozen=True, slots=True)
+class PushVlan:
+    """Push an 802.1Q header (VID 0; a set_field on vlan_vid follows)."""
+
+    ethertype: int = 0x8100
+
+    def text(self) -> str:
+        return f"push_vlan:{self.ethertype:#06x}"
+
+
+@dataclass(frozen=True, slots=True)
+class PopVlan:
+    """Remove the outermost 802.1Q header."""
+
+    def text(self) -> str:
+        return "pop_vlan"
+
+
+@dataclass(frozen=True, slots=True)
 class Group:
     """Hand the packet to a group (OpenFlow group action); see :class:`GroupDef`."""
 
@@ -276,7 +325,9 @@ class Group:
         return f"group:{self.group_id}"
 
 
-Action = Union[Output, SetField, Move, Resubmit, Ct, CtClear, Conjunction, DecTtl, Bundle, Group]
+Action = Union[
+    Output, SetField, Move, Resubmit, Ct, CtClear, Conjunction, DecTtl, Bundle, BundleLoad, PushVlan, PopVlan, Group
+]
 
 
 # ---------------------------------------------------------------- groups

@@ -14,7 +14,11 @@ switch.
 Registers carry the logical context between tables:
 
     metadata   network tag of the packet's logical network
-    reg6       tag of the logical port the packet came from (0: a tunnel)
+    reg2       L3 scratch: the gateway a bundle_load chose (0xffff: this host)
+    reg3       L3: the next hop's IPv4 address, set by routing, read by the neighbor table
+    reg4       L3: tag of the router the packet is in (high bit: redirected to a gateway for SNAT)
+    reg5       security groups: the conntrack zone
+    reg6       tag of the logical port the packet came from (0: a tunnel or a provider network)
     reg7       tag of the logical port the packet goes to
     reg5       conntrack zone of the port whose security groups judge the packet
                (set in egress_ct / ingress_ct, read by the host-wide commits)
@@ -37,6 +41,9 @@ REG_NETWORK = "metadata"
 REG_SRC_PORT = "reg6"
 REG_DST_PORT = "reg7"
 REG_CT_ZONE = "reg5"
+REG_ROUTER = "reg4"
+REG_NEXT_HOP = "reg3"
+REG_GATEWAY_CHOICE = "reg2"
 
 # Features that own tables (controller.compiler.feature.Feature.name).
 L2 = "l2"
@@ -60,6 +67,9 @@ class Table:
     set_fields: frozenset[str] = frozenset()  # fields set_field / move / ct(exec) may write
     writers: frozenset[str] = frozenset()  # features other than the owner that add flows here
     rendered_by_agent: bool = False  # flows here that name OpenFlow ports come from the agent
+    # Earlier tables a flow here may resubmit to on purpose (a loop the stages would not otherwise make);
+    # every other target must be a later table.
+    loops_to: frozenset[int] = frozenset()
 
     def may_write(self, feature: str) -> bool:
         return feature == self.owner or feature in self.writers
@@ -79,6 +89,7 @@ def _t(
     sets: str = "",
     writers: tuple[str, ...] = (),
     agent: bool = False,
+    loops_to: tuple[int, ...] = (),
 ) -> Table:
     return Table(
         number,
@@ -93,6 +104,7 @@ def _t(
         frozenset(sets.split()),
         frozenset(writers),
         agent,
+        frozenset(loops_to),
     )
 
 
@@ -107,6 +119,7 @@ L3_LOOKUP = 40
 DNAT = 41
 ROUTING = 42
 SNAT = 43
+NEIGHBOR = 44
 L2_LOOKUP = 50
 INGRESS_CT = 55
 INGRESS_ACL = 60
@@ -128,24 +141,30 @@ TABLES: dict[int, Table] = {
             "classify",
             L2,
             "Which logical port or network a packet belongs to: a VIF by in_port (sets metadata and reg6), "
-            "the tunnel by VNI (sets metadata, reg6=0), a provider bridge's patch port by VLAN. "
-            "Anything else is dropped.",
+            "the tunnel by VNI (sets metadata, reg6=0), a provider bridge's patch port by VLAN (popped), "
+            "a gateway tunnel by the router its VNI names (redirected for SNAT: sets reg4, reg3 from the "
+            "inner destination MAC). Anything else is dropped.",
             "in_port tunnel_id vlan_vid",
-            (PROVIDER_INGRESS, PORT_SECURITY, ARP_RESPONDER, L2_LOOKUP),
+            (PROVIDER_INGRESS, PORT_SECURITY, ARP_RESPONDER, SNAT, L2_LOOKUP),
             masked="vlan_vid",
-            sets="metadata reg6",
-            writers=(PROVIDER,),
+            sets="metadata reg6 reg4 reg3 reg2",
+            writers=(PROVIDER, NAT),
             agent=True,
         ),
         _t(
             PROVIDER_INGRESS,
             "provider_ingress",
             PROVIDER,
-            "Packets from a provider (flat/VLAN) network's physical bridge: strip the VLAN, tag the network.",
-            "in_port vlan_vid metadata eth_type eth_dst",
+            "Packets from a provider (flat/VLAN) network's physical bridge, tagged by classify: DHCP requests "
+            "and anything for the localport are dropped (each host serves its own VMs), ARP requests go to "
+            "the responder only for addresses this host owns there (floating IPs here, a router's external "
+            "IP on its active gateway), everything else to routing admission and L2.",
+            "metadata eth_type eth_dst arp_op arp_tpa ip_proto udp_dst",
             (ARP_RESPONDER, L3_LOOKUP, L2_LOOKUP),
-            masked="vlan_vid eth_dst",
-            sets="metadata reg6 vlan_vid",
+            priorities=(0, 300),
+            masked="eth_dst",
+            sets="reg2",
+            writers=(NAT,),
         ),
         _t(
             PORT_SECURITY,
@@ -204,7 +223,7 @@ TABLES: dict[int, Table] = {
             "Answers ARP requests for addresses the controller knows (ports, the DHCP/metadata localport, "
             "router interfaces, floating IPs) on the spot, so ARP for known addresses never floods or "
             "crosses a tunnel.",
-            "metadata eth_type arp_op arp_tpa arp_spa",
+            "metadata eth_type arp_op arp_tpa arp_spa reg2",
             (L3_LOOKUP,),
             miss=L3_LOOKUP,
             sets="eth_src eth_dst arp_op arp_sha arp_spa arp_tha arp_tpa",
@@ -214,48 +233,74 @@ TABLES: dict[int, Table] = {
             L3_LOOKUP,
             "l3_lookup",
             L3,
-            "Router admission: a packet to a router interface's MAC on its network goes to routing; "
-            "everything else continues to L2. Also answers ICMP echo to router interface IPs.",
-            "metadata eth_dst eth_type ipv4_dst ip_proto icmpv4_type",
+            "Router admission: an IPv4 packet to a router port's MAC (an interface on its network, the "
+            "gateway port or a floating IP on the external network) clears its conntrack state, sets reg4 to "
+            "the router and goes to dnat; from the external network it is first un-SNATed in the router's "
+            "SNAT zone (replies to connections SNATed on the way out). Any other frame to a router MAC is "
+            "dropped, never flooded. Everything else continues to L2.",
+            "metadata eth_dst eth_type",
             (DNAT, L2_LOOKUP),
             miss=L2_LOOKUP,
-            sets="eth_src eth_dst ipv4_src ipv4_dst icmpv4_type",
+            sets="reg4",
+            writers=(NAT,),
         ),
         _t(
             DNAT,
             "dnat",
             NAT,
-            "Before routing: traffic to a floating IP is DNATed to its fixed IP, replies to SNATed "
-            "connections are un-SNATed (ct(nat) in the router's zone).",
-            "metadata eth_type ipv4_dst ipv4_src ct_state ct_zone",
+            "Before routing, packets from the external network to a floating IP (un-SNATed already by "
+            "admission): DNAT to the fixed IP in the router's DNAT zone.",
+            "reg4 metadata eth_type ipv4_dst",
             (ROUTING,),
             miss=ROUTING,
-            masked="ct_state",
         ),
         _t(
             ROUTING,
             "routing",
             L3,
-            "Longest prefix match by priority (connected subnets, static routes): decrement TTL, rewrite the "
-            "MACs (source: the router, destination: the port that owns the address), switch the network tag.",
-            "metadata eth_type ipv4_dst ipv4_src reg6",
-            (SNAT, L2_LOOKUP),
+            "Longest prefix match by priority (connected subnets, static routes): decrement TTL, source MAC := "
+            "the router's port on the egress network, metadata := that network, reg6 := that router port, "
+            "reg3 := the next hop. Towards the external network also: reg2 := the gateway host a bundle_load "
+            "picks for SNAT, and an un-DNAT in the router's DNAT zone (replies of floating IP connections). "
+            "ICMP echo to the router's own addresses is answered here.",
+            "reg4 metadata eth_type ipv4_dst ip_proto icmpv4_type",
+            (SNAT,),
             priorities=(0, 1000),
-            masked="ipv4_dst ipv4_src",
-            sets="metadata eth_src eth_dst reg6",
+            masked="ipv4_dst",
+            sets="metadata eth_src eth_dst reg2 reg3 reg6 ipv4_src ipv4_dst icmpv4_type",
         ),
         _t(
             SNAT,
             "snat",
             NAT,
-            "After routing, towards an external network: a port with a floating IP leaves with it as source "
-            "on its own host; others are sent to the router's active gateway host and SNATed there.",
-            "metadata eth_type ipv4_src ipv4_dst ct_state ct_zone ct_mark",
-            (L2_LOOKUP,),
-            miss=L2_LOOKUP,
+            "After routing, towards the external network: a port with a floating IP is SNATed to it on its "
+            "own host; other sources in the router's subnets go over a BFD-watched tunnel to the gateway "
+            "host routing picked (reg2), or, when that is this host (0xffff), are SNATed here to the router's "
+            "external IP.",
+            "reg4 reg2 metadata eth_type ipv4_src",
+            (NEIGHBOR,),
+            miss=NEIGHBOR,
             priorities=(0, 1000),
-            masked="ipv4_src ipv4_dst ct_state ct_mark",
-            sets="ct_mark ct_label eth_src eth_dst tunnel_id tun_ipv4_dst",
+            masked="ipv4_src",
+            sets="eth_src eth_dst tunnel_id",
+        ),
+        _t(
+            NEIGHBOR,
+            "neighbor",
+            L3,
+            "The next hop (metadata + reg3) of a routed packet: destination MAC := the port that owns it, then "
+            "to that port if it is here, through the tunnel to its host (the destination network's VNI), out "
+            "the provider bridge (external network), or back into l3_lookup for a floating IP of this host "
+            "(hairpin). An address no port owns is dropped, never flooded. External next hops (the upstream "
+            "router) are rendered by the agent once it resolved their MAC.",
+            "metadata reg3",
+            (INGRESS_CT, PROVIDER_EGRESS),
+            sets="eth_dst reg2 reg7 tunnel_id tun_ipv4_dst in_port",
+            writers=(NAT, PROVIDER),
+            agent=True,
+            # Hairpin: a packet SNATed to one floating IP for another floating IP of this host re-enters
+            # admission, as if it had come back from the external network.
+            loops_to=(L3_LOOKUP,),
         ),
         _t(
             L2_LOOKUP,
@@ -312,11 +357,11 @@ TABLES: dict[int, Table] = {
             PROVIDER_EGRESS,
             "provider_egress",
             PROVIDER,
-            "Out to a provider network's physical bridge: push its VLAN (if any) and output to the patch port.",
+            "Out to a provider network's physical bridge: push its VLAN (if any) and output to the patch port "
+            "of its physical network's bridge mapping.",
             "metadata",
             (),
             sets="vlan_vid",
-            agent=True,
         ),
         _t(
             DELIVER,
@@ -367,7 +412,7 @@ def check_flow(flow: Flow, feature: str | None = None) -> Flow:
     if flow.goto is not None:
         targets.append(flow.goto)
     for target in targets:
-        if target not in table.next_tables:
+        if target not in table.next_tables and target not in table.loops_to:
             raise PipelineError(f"flow {flow.text()}: table {table.name} may not continue to table {target}")
     return flow
 

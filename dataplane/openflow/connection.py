@@ -358,6 +358,12 @@ class OFConnection:
             _HEADER.pack(OFP_VERSION, ofp.OFPT_EXPERIMENTER, _HEADER.size + len(body), self.allocate_xids()) + body
         )
 
+    def packet_out_to(self, data: bytes, port: int) -> None:
+        """Send ``data`` straight out of OpenFlow port ``port`` (no tables). Fire and forget."""
+        actions = [parser.OFPActionOutput(port, 0)]
+        msg = parser.OFPPacketOut(_PROTOCOL, ofp.OFP_NO_BUFFER, ofp.OFPP_CONTROLLER, actions, data)
+        self.send(_serialize(msg, self.allocate_xids()))
+
     def bundle_control(self, bundle_id: int, ctrl_type: int, flags: int) -> Future[object]:
         """Send an ONF bundle control request (open/commit/discard); the future gets the reply."""
         msg = parser.ONFBundleCtrlMsg(_PROTOCOL, bundle_id, ctrl_type, flags, [])

@@ -37,6 +37,8 @@ def port_info(bridge: Any, port: Any) -> PortInfo:
         error=opt_value(iface.error) if iface is not None else None,
         external_ids=ext,
         options=dict(iface.options) if iface is not None else {},
+        bfd=dict(iface.bfd) if iface is not None else {},
+        bfd_status=dict(iface.bfd_status) if iface is not None else {},
     )
 
 
@@ -159,11 +161,14 @@ class OvsDriver:
         external_ids: Mapping[str, str] | None = None,
         ofport_request: int | None = None,
         mtu_request: int | None = None,
+        bfd: Mapping[str, str] | None = None,
+        wait: bool = True,
     ) -> int:
         """Port ``name`` (one interface of that name) on ``bridge``; returns its ofport (-1: failed).
 
-        ``options`` is set exactly, ``external_ids`` keys are merged. A port of
-        that name on another bridge is moved.
+        ``options`` and ``bfd`` are set exactly, ``external_ids`` keys are merged. A port of
+        that name on another bridge is moved. ``wait=False`` does not wait for ovs-vswitchd
+        (the ofport returned may then be 0).
         """
 
         def body(ctx: TxnContext) -> None:
@@ -194,8 +199,10 @@ class OvsDriver:
             ctx.set(iface, "ofport_request", [ofport_request] if ofport_request is not None else [])
             if mtu_request is not None:
                 ctx.set(iface, "mtu_request", [mtu_request])
+            if bfd is not None:
+                ctx.set(iface, "bfd", dict(bfd))
 
-        self.client.transact(body, what=f"ensure port {name} on {bridge}")
+        self.client.transact(body, what=f"ensure port {name} on {bridge}", wait_vswitchd=wait)
         info = self.get_port(name)
         return info.ofport if info is not None else 0
 

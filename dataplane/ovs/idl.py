@@ -58,6 +58,8 @@ COLUMNS: Mapping[str, Sequence[str]] = {
         "error",
         "mac_in_use",
         "mtu_request",
+        "bfd",
+        "bfd_status",
     ),
 }
 

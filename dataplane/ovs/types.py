@@ -28,6 +28,8 @@ class PortInfo:
     error: str | None
     external_ids: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
+    bfd: Mapping[str, str] = field(default_factory=dict)
+    bfd_status: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,8 @@ class LabConfig:
     # the uplink itself is 192.0.2.2/24, and the lab must never share a route with the uplink.
     mgmt_cidr: str = DEFAULT_MGMT_CIDR
     underlay_cidr: str = "198.51.100.0/24"  # tunnel endpoints, on each hypervisor's br-phy
-    external_cidr: str = "203.0.113.0/24"  # reserved for floating IPs; no address is assigned yet
+    external_cidr: str = "203.0.113.0/24"  # the external network: its .1 is the upstream router (lab.mininet.external)
+    internet_cidr: str = "198.19.100.0/24"  # behind the upstream router; only inside the lab's own namespaces
     underlay_mtu: int = 1500
     datapath_type: str = "netdev"
     integration_bridge: bool = True  # create br-int + the VXLAN port at start (the agent re-ensures them)

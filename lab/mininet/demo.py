@@ -8,10 +8,19 @@ cell counts as reached only if the *intended* VM answered: its own ICMP
 counters moved, or the TCP bytes arrived intact at a server running in its
 namespace. The demo exits non-zero if any cell differs from "reachable exactly
 within a network".
+
+Then L3: a router joins red to a third network (green) and has its gateway on
+the lab's external network, where an upstream router leads to a server "on
+the internet". A red VM and a green VM talk across the router (TTL 63), the
+red VM gets a floating IP the internet server reaches it by, and the green VM,
+without one, goes out through SNAT on the active gateway host (the server sees
+the router's external IP).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +29,10 @@ from pathlib import Path
 
 from lab.mininet import guest, probes
 from lab.mininet.config import DEFAULT_MGMT_CIDR, LabConfig
+from lab.mininet.external import ExternalWorld
 from lab.mininet.lab import Vm
 from lab.mininet.loom import LabNetwork, LoomLab
-from protos.loom.v1 import resources_pb2
+from protos.loom.v1 import network_pb2, resources_pb2, router_pb2
 
 
 @dataclass
@@ -72,8 +82,15 @@ def boot(loom: LoomLab, name: str, host: str, net: LabNetwork, workdir: Path, **
 
 def run_demo(hypervisors: int = 3, prefix: str = "lab", mgmt_cidr: str = DEFAULT_MGMT_CIDR) -> int:
     t0 = time.monotonic()
+    # The last hypervisor is a gateway host (and the one before it a backup, when there is one).
+    names = [f"hv{i}" for i in range(1, hypervisors + 1)]
+    gateways = {names[-1]: 20, **({names[-2]: 10} if hypervisors > 2 else {})}
     with (
-        LoomLab(config=LabConfig(hypervisors=hypervisors, prefix=prefix, mgmt_cidr=mgmt_cidr)) as loom,
+        LoomLab(
+            config=LabConfig(hypervisors=hypervisors, prefix=prefix, mgmt_cidr=mgmt_cidr),
+            external=True,
+            gateways=gateways,
+        ) as loom,
         tempfile.TemporaryDirectory(prefix="loom-demo-") as tmp,
     ):
         workdir = Path(tmp)
@@ -142,12 +159,135 @@ def run_demo(hypervisors: int = 3, prefix: str = "lab", mgmt_cidr: str = DEFAULT
             print(f"  {src.vm.name:<10}" + "".join(row), flush=True)
         failures += wrong_cells
         print(
-            f"\n{len(pairs) - wrong_cells}/{len(pairs)} cells as expected (reachable exactly within a network); "
-            f"{time.monotonic() - t0:.1f} s in all",
+            f"\n{len(pairs) - wrong_cells}/{len(pairs)} cells as expected (reachable exactly within a network)",
             flush=True,
         )
+        failures += l3_section(loom, red, vms[0], workdir)
+        print(f"\n{time.monotonic() - t0:.1f} s in all", flush=True)
     if failures:
         print(f"DEMO FAILED: {failures} wrong result(s)")
         return 1
     print("demo passed")
     return 0
+
+
+def _check(what: str, ok: bool) -> int:
+    print(f"  {what:<72} {'ok' if ok else 'WRONG'}", flush=True)
+    return 0 if ok else 1
+
+
+def _server_sees(world: ExternalWorld, client: Vm, port: int = 7001) -> str:
+    """The source address the internet server sees a TCP connection from ``client`` come from."""
+    script = (
+        "import socket\n"
+        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('{world.server_ip}', {port})); s.listen(1); print('ready', flush=True)\n"
+        "s.settimeout(10); c, peer = s.accept(); print(peer[0], flush=True)\n"
+    )
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", world.server_netns, sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()
+        connect = f"import socket; socket.create_connection(('{world.server_ip}', {port}), timeout=5).close()"
+        subprocess.run(["ip", "netns", "exec", client.netns, sys.executable, "-c", connect], timeout=20, check=False)
+        return server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait(5)
+
+
+def _until(predicate: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def l3_section(loom: LoomLab, red: LabNetwork, red_vm: DemoVm, workdir: Path) -> int:
+    """A router, a floating IP reachable from the internet, SNAT out; returns the number of failures."""
+    world = loom.external
+    assert world is not None
+    api = loom.routers
+    public = loom.network.CreateNetwork(
+        network_pb2.CreateNetworkRequest(
+            network=resources_pb2.Network(
+                name="public", network_type="flat", physical_network="external", router_external=True
+            )
+        ),
+        timeout=10,
+    )
+    loom.network.CreateSubnet(
+        network_pb2.CreateSubnetRequest(
+            subnet=resources_pb2.Subnet(
+                network_id=public.id,
+                cidr=world.external_cidr,
+                gateway_ip=world.gateway_ip,
+                enable_dhcp=False,
+                allocation_pools=[resources_pb2.AllocationPool(start="203.0.113.100", end="203.0.113.200")],
+            )
+        ),
+        timeout=10,
+    )
+    green = loom.create_network("green", "10.1.0.0/24")
+    spec = resources_pb2.Router(name="demo-router")
+    spec.external_gateway_info.network_id = public.id
+    router = api.CreateRouter(router_pb2.CreateRouterRequest(router=spec), timeout=10)
+    for net in (red, green):
+        api.AddRouterInterface(
+            router_pb2.RouterInterfaceRequest(router_id=router.id, subnet_id=net.subnet.id), timeout=10
+        )
+    router = api.GetRouter(network_pb2.GetRequest(id=router.id), timeout=10)
+    external_ip = router.external_gateway_info.external_fixed_ips[0].ip_address
+    print(
+        f"\nL3: router demo-router joins red 10.0.0.0/24 and green 10.1.0.0/24, gateway {external_ip} on public "
+        f"{world.external_cidr} (upstream router {world.gateway_ip}, internet server {world.server_ip})",
+        flush=True,
+    )
+    hosts = [hv.name for hv in loom.hypervisors]
+    green_vm = boot(loom, "green1", hosts[1 % len(hosts)], green, workdir)
+    red_ip = red_vm.ip
+    # red1 took its lease before the router existed: tell it about its gateway, as its next renewal would.
+    subprocess.run(
+        ["ip", "netns", "exec", red_vm.vm.netns, "ip", "route", "replace", "default", "via", "10.0.0.1"], check=False
+    )
+    failures = 0
+    ttl = subprocess.run(
+        ["ip", "netns", "exec", red_vm.vm.netns, "ping", "-n", "-c", "1", "-W", "2", green_vm.ip],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    failures += _check(f"red1 {red_ip} -> green1 {green_vm.ip} routed, TTL 63 in the guest", "ttl=63" in ttl)
+    failures += _check(
+        "green1 -> red1 TCP across the router", probes.tcp_transfer(red_vm.vm.netns, green_vm.vm.netns, red_ip)
+    )
+    fip = api.CreateFloatingIp(
+        router_pb2.CreateFloatingIpRequest(
+            floating_ip=resources_pb2.FloatingIp(floating_network_id=public.id, port_id=red_vm.vm.port_id)
+        ),
+        timeout=10,
+    )
+    address = fip.floating_ip_address
+    reached = _until(lambda: probes.ping(world.server_netns, address, timeout=0.5), 15)
+    failures += _check(f"internet server -> floating IP {address} (red1 on {fip.host}): ping", reached)
+    failures += _check(
+        f"internet server -> {address}: TCP into red1",
+        probes.tcp_transfer(red_vm.vm.netns, world.server_netns, address, bind_ip="0.0.0.0"),
+    )
+    failures += _check(f"red1 -> internet leaves as {address}", _server_sees(world, red_vm.vm) == address)
+    out = _until(lambda: probes.ping(green_vm.vm.netns, world.server_ip, timeout=0.5), 20)
+    seen = _server_sees(world, green_vm.vm) if out else ""
+    router = api.GetRouter(network_pb2.GetRequest(id=router.id), timeout=10)
+    failures += _check(
+        f"green1 (no floating IP) -> internet SNATed to {external_ip} on {router.active_gateway_host or '?'}",
+        out and seen == external_ip,
+    )
+    gateways = ", ".join(
+        f"{g.host} (priority {g.priority}{', ACTIVE' if g.active else ''})" for g in router.gateway_hosts
+    )
+    print(f"  gateway hosts: {gateways}", flush=True)
+    return failures

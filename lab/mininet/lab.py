@@ -385,6 +385,17 @@ class Lab:
         rt.instance.stop_daemon("ovs-vswitchd")
         rt.instance.start_vswitchd()
 
+    def agent_running(self, hv: str | Hypervisor) -> bool:
+        agent = self._rt[self.hv(hv).name].agent
+        return agent is not None and agent.poll() is None
+
+    def stop_vswitchd(self, hv: str | Hypervisor) -> None:
+        """Stop the hypervisor's ovs-vswitchd (a crash): its datapath, flows and BFD sessions go with it."""
+        self._rt[self.hv(hv).name].instance.stop_daemon("ovs-vswitchd")
+
+    def start_vswitchd(self, hv: str | Hypervisor) -> None:
+        self._rt[self.hv(hv).name].instance.start_vswitchd()
+
     def agent_log_path(self, hv: str | Hypervisor) -> str:
         return os.path.join(self.hv(hv).ovs.root, "agent.log")
 

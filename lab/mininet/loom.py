@@ -28,7 +28,8 @@ import grpc
 from controller.cli.client import ApiClient
 from controller.ready_file import ControllerNotReady, clear_ready_file, wait_ready_file
 from dataplane.common.logs import get_logger
-from lab.mininet.config import API_PORT, LabConfig
+from lab.mininet.config import API_PORT, EXTERNAL_NIC, LabConfig
+from lab.mininet.external import ExternalWorld
 from lab.mininet.lab import Hypervisor, Lab, LabError, Vm
 from protos.loom.v1 import (
     compute_pb2,
@@ -36,6 +37,7 @@ from protos.loom.v1 import (
     network_pb2,
     network_pb2_grpc,
     resources_pb2,
+    router_pb2_grpc,
     security_pb2_grpc,
 )
 
@@ -61,9 +63,23 @@ class LabNetwork:
 class LoomLab:
     """A Lab with Loom running on it. ``start()`` returns once every agent has registered."""
 
-    def __init__(self, hypervisors: int = 3, config: LabConfig | None = None) -> None:
+    def __init__(
+        self,
+        hypervisors: int = 3,
+        config: LabConfig | None = None,
+        *,
+        external: bool = False,
+        gateways: Mapping[str, int] | None = None,
+        agent_args: Sequence[str] = (),
+    ) -> None:
+        """``external``: every agent maps physical network "external" to br-ext holding its ext0, and the
+        lab's external network gets its upstream router and internet server; ``gateways``: host -> the
+        ``--gateway`` priority of its agent."""
         self.lab = Lab(hypervisors, config)
         self.config = self.lab.config
+        self.external: ExternalWorld | None = ExternalWorld(self.lab) if external else None
+        self.gateways = dict(gateways or {})
+        self.agent_args = tuple(agent_args)
         self.secret = secrets.token_hex(16)
         self.controller: subprocess.Popen[bytes] | None = None
         self._controller_log = None
@@ -90,6 +106,8 @@ class LoomLab:
         t0 = time.monotonic()
         try:
             self.lab.start()
+            if self.external is not None:
+                self.external.start()
             self.start_controller()
             if agents:
                 for hv in self.hypervisors:
@@ -186,6 +204,9 @@ class LoomLab:
             os.path.join(root, "run"),
             "--netns-prefix",
             f"{self.config.prefix}{hv.name}-",
+            *(["--bridge-mappings", f"external:br-ext:{EXTERNAL_NIC}"] if self.external is not None else []),
+            *(["--gateway", str(self.gateways[hv.name])] if hv.name in self.gateways else []),
+            *self.agent_args,
         ]
 
     def start_agent(self, hv: str) -> subprocess.Popen[bytes]:
@@ -226,6 +247,10 @@ class LoomLab:
     @property
     def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
         return self.api.security
+
+    @property
+    def routers(self) -> router_pb2_grpc.RouterServiceStub:
+        return self.api.routers
 
     def create_network(self, name: str, cidr: str, **subnet: object) -> LabNetwork:
         net = self.network.CreateNetwork(
@@ -308,13 +333,16 @@ class LoomLab:
 
     # ------------------------------------------------------------ VMs
 
-    def plug(self, name: str, port: resources_pb2.Port, static_ip: bool = True) -> Vm:
-        """A VM namespace plugged as ``port``'s VIF on its host, asking for the port's OpenFlow number."""
+    def plug(self, name: str, port: resources_pb2.Port, static_ip: bool = True, routed: bool = False) -> Vm:
+        """A VM namespace plugged as ``port``'s VIF on its host, asking for the port's OpenFlow number.
+
+        ``routed``: its default route points at the subnet's gateway (as DHCP's router option would)."""
         details: Mapping[str, str] = port.binding_vif_details
-        ip = None
+        ip = gateway = None
         if static_ip and port.fixed_ips:
-            prefix = self.subnet_prefix(port.fixed_ips[0].subnet_id)
-            ip = f"{port.fixed_ips[0].ip_address}/{prefix}"
+            subnet = self.network.GetSubnet(network_pb2.GetRequest(id=port.fixed_ips[0].subnet_id), timeout=10)
+            ip = f"{port.fixed_ips[0].ip_address}/{subnet.cidr.split('/')[1]}"
+            gateway = subnet.gateway_ip if routed and subnet.gateway_ip else None
         return self.lab.add_vm(
             port.binding_host_id,
             name,
@@ -323,6 +351,7 @@ class LoomLab:
             mtu=int(details.get("mtu", "0")) or None,
             ofport=int(details.get("ofport", "0")) or None,
             ip=ip,
+            gateway=gateway,
         )
 
     def boot_vm(
@@ -337,6 +366,7 @@ class LoomLab:
         wait: bool = True,
         security_groups: Sequence[str] | None = None,
         port_security: bool | None = None,
+        routed: bool = False,
     ) -> Vm:
         """Create a port bound to ``host``, plug a VM for it, and wait until the port is ACTIVE.
 
@@ -354,7 +384,7 @@ class LoomLab:
             port_security=port_security,
         )
         try:
-            vm = self.plug(name, port, static_ip=not dhcp)
+            vm = self.plug(name, port, static_ip=not dhcp, routed=routed)
         except BaseException:
             self.network.DeletePort(network_pb2.DeleteRequest(id=port.id), timeout=10)
             raise

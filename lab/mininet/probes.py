@@ -51,11 +51,13 @@ def tcp_transfer(
     nbytes: int = 1_000_000,
     port: int = 5201,
     timeout: float = 5.0,
+    bind_ip: str = "",
 ) -> bool:
     """True if ``nbytes`` sent over TCP from ``client_netns`` to ``ip:port`` (served in ``server_netns``)
-    all arrived intact within ``timeout`` seconds of inactivity."""
+    all arrived intact within ``timeout`` seconds of inactivity. The server listens on ``bind_ip``
+    (default ``ip``; behind a NAT the two differ)."""
     sink = subprocess.Popen(
-        _in(server_netns, [sys.executable, "-c", _TCP_SINK, ip, str(port), str(timeout)]),
+        _in(server_netns, [sys.executable, "-c", _TCP_SINK, bind_ip or ip, str(port), str(timeout)]),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -172,7 +172,10 @@ def make_subnet(live: LiveController, network_id: str, cidr: str, **fields: Any)
 
 
 def _read(db_path: str) -> tuple[dict[str, int], dict[str, dict[str, dict[str, Any]]], list[tuple], sqlite3.Connection]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
+    # One read transaction: the controller may still commit (its status tracker) while this reads, and
+    # meta, objects and events must come from the same snapshot.
+    conn.execute("BEGIN")
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     objects: dict[str, dict[str, dict[str, Any]]] = {}
     tables = [

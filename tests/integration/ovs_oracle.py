@@ -66,6 +66,7 @@ UNDERLAY_PEERS = [f"198.51.100.{i}" for i in range(2, 10)]
 COMPARED = (
     "eth_src",
     "eth_dst",
+    "vlan_vid",  # shown only when the packet carries a tag
     "eth_type",
     "ipv4_src",
     "ipv4_dst",
@@ -158,9 +159,15 @@ def _icmp_body(pkt: Packet) -> bytes:
     return struct.pack("!BBHI", icmp_type, pkt.get("icmpv4_code", 0), 0, 0) + inner
 
 
+VLAN_PRESENT = 0x1000  # OFPVID_PRESENT in a simulator packet's vlan_vid
+
+
 def to_bytes(pkt: Packet) -> bytes:
     """An Ethernet frame for a simulator packet (checksums right: userspace conntrack checks them)."""
-    eth = struct.pack("!6s6sH", pkt["eth_dst"].to_bytes(6, "big"), pkt["eth_src"].to_bytes(6, "big"), pkt["eth_type"])
+    eth = struct.pack("!6s6s", pkt["eth_dst"].to_bytes(6, "big"), pkt["eth_src"].to_bytes(6, "big"))
+    if pkt.get("vlan_vid", 0) & VLAN_PRESENT:
+        eth += struct.pack("!HH", 0x8100, pkt["vlan_vid"] & 0xFFF)
+    eth += struct.pack("!H", pkt["eth_type"])
     if pkt["eth_type"] == ETH_TYPE_ARP:
         return eth + struct.pack(
             "!HHBBH6sI6sI",
@@ -284,6 +291,8 @@ def _show(name: str, value: int) -> str:
 
 
 def out_of(port: int, pkt: Packet) -> Out:
+    if not pkt.get("vlan_vid", 0) & VLAN_PRESENT:
+        pkt = {k: v for k, v in pkt.items() if k != "vlan_vid"}
     names = list(COMPARED)
     if port == TUNNEL_OFPORT:
         names += ["tunnel_id", "tun_ipv4_dst"]
@@ -392,6 +401,11 @@ def _replay(actions: str, pkt: Packet, dp_to_of: dict[int, int], outs: list[Out]
                 outs.append(out_of(TUNNEL_OFPORT, inner))  # what follows is the underlay bridge's business
             else:
                 _replay(body, inner, dp_to_of, outs, cts)
+        elif act.startswith("push_vlan("):
+            vid = _args(act[len("push_vlan(") : -1])["vid"]
+            pkt["vlan_vid"] = VLAN_PRESENT | int(vid)
+        elif act == "pop_vlan":
+            pkt.pop("vlan_vid", None)
         elif act.startswith("ct(") or act == "ct":
             args = _args(act[3:-1]) if act != "ct" else {}
             cts.append((int(args.get("zone", "0")), "commit" in args))

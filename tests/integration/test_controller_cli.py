@@ -229,3 +229,36 @@ def test_security_group_commands(live: LiveController) -> None:
     assert plain["security_groups"] == default["id"], "a port without --security-group gets the default group"
     loomctl(live, "security-group-rule", "delete", rule["id"])
     assert loomctl(live, "security-group", "delete", "cli-web").stdout.startswith("deleted security group cli-web")
+
+
+def test_router_and_floating_ip_walkthrough(live: LiveController) -> None:
+    ext = fields(
+        loomctl(
+            live, "network", "create", "cli-public", "--type", "flat", "--physical-network", "clinet", "--external"
+        ).stdout
+    )
+    assert ext["router_external"] == "yes"
+    loomctl(live, "subnet", "create", "203.0.113.0/24", "--network", "cli-public", "--name", "cli-public-sub")
+    loomctl(live, "network", "create", "cli-inner")
+    loomctl(live, "subnet", "create", "10.81.0.0/24", "--network", "cli-inner", "--name", "cli-inner-sub")
+    router = fields(loomctl(live, "router", "create", "cli-r", "--external-network", "cli-public").stdout)
+    assert router["external_network_id"] == ext["id"] and router["enable_snat"] == "yes"
+    assert "(none reported)" in router["active_gateway_host"]
+    added = loomctl(live, "router", "add-interface", "cli-r", "--subnet", "cli-inner-sub").stdout
+    assert added.startswith("interface added")
+    vm = fields(
+        loomctl(live, "port", "create", "--network", "cli-inner", "--name", "cli-fip-vm", "--host", "h1").stdout
+    )
+    fip = fields(loomctl(live, "floating-ip", "create", "--network", "cli-public", "--port", "cli-fip-vm").stdout)
+    assert fip["router_id"] == router["id"] and fip["status"] == "ACTIVE" and fip["host"] == "h1"
+    assert fip["fixed_ip_address"] == vm["fixed_ips"].split()[0]
+    refused = loomctl(live, "router", "delete", "cli-r", ok=False)
+    assert refused.returncode != 0 and "FAILED_PRECONDITION" in refused.stderr
+    down = fields(loomctl(live, "floating-ip", "disassociate", fip["floating_ip_address"]).stdout)
+    assert down["status"] == "DOWN" and down["port_id"] == ""
+    listed = json.loads(loomctl(live, "--json", "router", "list", "--name", "cli-r").stdout)
+    assert listed[0]["interfaces"] and listed[0]["snat_zone"] == listed[0]["dnat_zone"] + 1
+    loomctl(live, "floating-ip", "delete", fip["id"])
+    loomctl(live, "router", "remove-interface", "cli-r", "--subnet", "cli-inner-sub")
+    loomctl(live, "router", "clear-gateway", "cli-r")
+    assert "deleted router" in loomctl(live, "router", "delete", "cli-r").stdout

@@ -51,6 +51,7 @@ from dataplane.contract.flow import (
     Action,
     Bucket,
     Bundle,
+    BundleLoad,
     Conjunction,
     Ct,
     CtClear,
@@ -62,6 +63,8 @@ from dataplane.contract.flow import (
     Move,
     Nat,
     Output,
+    PopVlan,
+    PushVlan,
     Resubmit,
     SetField,
 )
@@ -392,6 +395,60 @@ TRACE_ROWS = [
         [F(0, 10, Bundle((2, 3)), Bundle((2, 3), "hrw", "nw_src"), Output(4), in_port=1)],
         [Step(1, tcp12())],
         down=frozenset({2, 3}),
+    ),
+    TraceRow(
+        # A gateway host's choice: the first live member before it, else itself (0xffff: none live).
+        "bundle-load-then-dispatch",
+        [
+            F(0, 10, BundleLoad((2, 3), "reg2"), Resubmit(1), in_port=1),
+            F(0, 10, BundleLoad((3, 2), "reg2", 16, 8), Resubmit(2), in_port=4),
+            F(1, 10, Output(2), reg2=2),
+            F(1, 10, Output(3), reg2=3),
+            F(1, 10, Output(4), reg2=0xFFFF),
+            F(2, 10, Output(1), reg2=(0xFFFF << 8, 0xFFFF << 8)),
+            F(2, 10, Output(3), reg2=(3 << 8, 0xFFFF << 8)),
+        ],
+        [Step(1, tcp12()), Step(4, tcp12())],
+        down=frozenset({2, 3}),
+    ),
+    TraceRow(
+        "bundle-load-picks-the-first-live",
+        [F(0, 10, BundleLoad((2, 3), "reg2"), Resubmit(1), in_port=1), F(1, 10, Output(3), reg2=3)],
+        [Step(1, tcp12())],
+        down=frozenset({2}),
+    ),
+    TraceRow(
+        # Hairpin: a packet may go back out the port it came in on once its in_port is cleared.
+        "in-port-cleared-then-output-to-it",
+        [
+            F(0, 10, Output(1), in_port=1, eth_type=IPV4, ip_proto=17),
+            F(
+                0,
+                10,
+                SetField("reg2", 0),
+                Move("reg2", "in_port", 32),
+                Resubmit(1),
+                in_port=1,
+                eth_type=IPV4,
+                ip_proto=6,
+            ),
+            F(1, 10, Output(1), Output(2)),
+        ],
+        [Step(1, tcp12()), Step(1, udp(MAC1, MAC2, IP1, IP2, 53, 53))],
+    ),
+    TraceRow(
+        # A provider network: the VLAN popped on the way in, pushed with the network's VID on the way out.
+        "vlan-pop-and-push",
+        [
+            F(0, 10, PopVlan(), Output(2), in_port=1, vlan_vid=0x1000 | 42),
+            F(0, 10, PushVlan(), SetField("vlan_vid", 0x1000 | 7), Output(1), in_port=2),
+            F(0, 5, Output(4), in_port=1),
+        ],
+        [
+            Step(1, {**tcp12(), "vlan_vid": 0x1000 | 42}),
+            Step(2, tcp12()),
+            Step(1, {**tcp12(), "vlan_vid": 0x1000 | 43}),
+        ],
     ),
     TraceRow(
         "groups-failover-all-indirect",

@@ -58,10 +58,12 @@ class Scenario:
         mac: str = "",
         groups: Sequence[str] | None = None,
         port_security: bool | None = None,
+        routed: bool = False,
     ) -> Vm:
         """A VM on ``host`` whose port is ACTIVE; its address is static unless ``dhcp``.
 
         ``groups``: its security groups (ids); None: its project's default group; []: none.
+        ``routed``: with a default route via its subnet's gateway.
         """
         vm = self.loom.boot_vm(
             self.unique(name),
@@ -74,6 +76,7 @@ class Scenario:
             wait=False,
             security_groups=groups,
             port_security=port_security,
+            routed=routed,
         )
         # Recorded before the wait, so cleanup removes them if the port never becomes ACTIVE.
         self.ports.append(vm.port_id)

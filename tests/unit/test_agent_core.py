@@ -163,3 +163,71 @@ def test_a_zone_is_flushed_before_a_new_port_uses_it_and_after_the_last_one_left
     before, after = core.zone_flushes(installed, later, {})
     assert before == {101, 102, 103}
     assert after == {100}, "a's old zone is no one's now; 101 is c's, emptied before its flows went in"
+
+
+# ---------------------------------------------------------------- the external side
+
+
+def _l3_state(fips: list[agent_pb2.LocalFloatingIp], gateways: list[agent_pb2.GatewayRouter]) -> DesiredState:
+    state = DesiredState()
+    l3 = agent_pb2.HostL3(floating_ips=fips, gateway_routers=gateways)
+    state.apply(agent_pb2.SyncMessage(revision=1, epoch="e", snapshot=agent_pb2.HostState(l3=l3)))
+    return state
+
+
+FIP = agent_pb2.LocalFloatingIp(
+    id="f1",
+    address="203.0.113.50",
+    mac_address="fa:16:3e:ff:00:01",
+    fixed_ip="10.0.0.5",
+    network_tag=3,
+    patch_ofport=65210,
+    vlan=0,
+    dnat_zone=32768,
+    snat_zone=32769,
+)
+GW = agent_pb2.GatewayRouter(
+    router_id="r1",
+    tag=4,
+    external_ip="203.0.113.2",
+    mac_address="fa:16:3e:ee:00:04",
+    network_tag=3,
+    patch_ofport=65210,
+    before=[40001],
+)
+
+
+def test_floating_ips_are_announced_out_the_provider_bridge_at_0_1_2_4_s() -> None:
+    core = AgentCore()
+    state = _l3_state([FIP], [])
+    sent = [t for t in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 9.0) if core.external_announcements(state, 100.0 + t)]
+    assert sent == [0.0, 1.0, 2.0, 4.0]
+    (a,) = core.external_announcements(_l3_state([FIP], []), 200.0) or [None]  # type: ignore[misc]
+    assert a is None  # the schedule is done while nothing changes
+    moved = agent_pb2.LocalFloatingIp()
+    moved.CopyFrom(FIP)
+    moved.patch_ofport = 65211
+    (a,) = core.external_announcements(_l3_state([moved], []), 300.0)
+    assert (a.ip, a.mac, a.output) == ("203.0.113.50", "fa:16:3e:ff:00:01", 65211)
+
+
+def test_a_floating_ip_that_leaves_has_its_connections_flushed() -> None:
+    core = AgentCore()
+    assert core.flushes(_l3_state([FIP], [])) == []
+    flushes = core.flushes(_l3_state([], []))
+    assert {(f.zone, f.tuple_) for f in flushes} == {(32768, "ct_nw_dst=203.0.113.50"), (32769, "ct_nw_src=10.0.0.5")}
+    assert core.flushes(_l3_state([], [])) == []
+
+
+def test_gateway_role_follows_bfd_of_the_gateways_ahead_and_external_health() -> None:
+    core = AgentCore()
+    state = _l3_state([], [GW])
+    assert core.gateway_roles(state, {40001: True}, healthy=True) == frozenset()
+    assert core.gateway_report() == []
+    core.gateway_reported([])
+    assert core.gateway_report() is None
+    assert core.gateway_roles(state, {40001: False}, healthy=True) == {"r1"}
+    assert core.gateway_report() == ["r1"]
+    (a,) = core.external_announcements(state, 10.0)
+    assert (a.ip, a.mac) == ("203.0.113.2", "fa:16:3e:ee:00:04")
+    assert core.gateway_roles(state, {40001: False}, healthy=False) == frozenset()

@@ -3,14 +3,18 @@
 A hypothesis state machine drives the real API (NetworkApi, InstanceApi) over a
 real SQLite store with random mutations — networks, subnets, ports bound,
 unbound and moved between hosts, MAC and IP changes, admin state, instances,
-agents joining, leaving and moving their tunnel endpoint; security groups,
-rules (protocols, port ranges, prefixes, remote groups) created and deleted,
-ports joining and leaving groups, allowed address pairs, port security turned
-off and on — while simulated
+agents joining, leaving and moving their tunnel endpoint, gaining or losing
+their bridge mapping and gateway role; security groups, rules (protocols, port
+ranges, prefixes, remote groups) created and deleted, ports joining and leaving
+groups, allowed address pairs, port security turned off and on; routers with
+interfaces added and removed, gateways set and cleared, static routes, the
+active gateway a host reports, floating IPs created, associated, moved and
+deleted — while simulated
 agents follow the distributor's Sync streams, disconnect, reconnect (getting a
 merged delta or a snapshot) and see the controller restart. After every step,
 every connected agent's state (flows per cookie, local ports, local networks,
-tunnel peers) must equal ``compile_host`` of the store from scratch, flow for
+tunnel peers, the L3 state: external networks, floating IPs, gateway routers
+and tunnels) must equal ``compile_host`` of the store from scratch, flow for
 flow. A dependency a feature forgets to declare (``affected``/``membership``)
 makes some agent keep a stale flow, and this test fail.
 
@@ -23,6 +27,7 @@ import collections
 import os
 import queue
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -32,10 +37,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from compute.instance_api import InstanceApi
 from controller.api.errors import ApiError
 from controller.api.network_api import NetworkApi
-from controller.compiler.host import FEATURES, compile_host
+from controller.api.routers import GatewayInfo
+from controller.compiler.host import FEATURES, compile_host, host_peers
 from controller.compiler.topology import Topology
 from controller.distributor.distributor import Distributor, in_dataplane
-from controller.distributor.hoststate import network_to_proto, port_to_proto
+from controller.distributor.hoststate import l3_to_proto, network_to_proto, port_to_proto
 from controller.model import Agent, Port, PortStage
 from controller.store.sqlite import SqliteStore
 from dataplane.contract.encode import to_wire
@@ -76,10 +82,20 @@ class SimAgent:
             self.state.apply(msg)
 
 
-def expected(store: SqliteStore, host: str, metadata_url: str) -> tuple[dict, dict, dict, tuple[str, ...]]:
+def expected(store: SqliteStore, host: str, metadata_url: str) -> tuple[dict, dict, dict, tuple[str, ...], object]:
     """What ``host`` must hold, compiled from the whole store at once."""
     topo = Topology(metadata_url=metadata_url)
-    for kind in ("agent", "network", "subnet", "instance", "security_group", "security_group_rule", "port"):
+    for kind in (
+        "agent",
+        "network",
+        "subnet",
+        "instance",
+        "security_group",
+        "security_group_rule",
+        "port",
+        "router",
+        "floatingip",
+    ):
         for obj in store.list(kind):
             if isinstance(obj, Port) and not in_dataplane(obj):
                 continue
@@ -91,13 +107,13 @@ def expected(store: SqliteStore, host: str, metadata_url: str) -> tuple[dict, di
     }
     ports = {pid: port_to_proto(spec) for pid, spec in state.ports.items()}
     networks = {nid: network_to_proto(spec) for nid, spec in state.networks.items()}
-    return groups, ports, networks, topo.tunnel_peers(host)
+    return groups, ports, networks, host_peers(topo, host), l3_to_proto(state.l3)
 
 
-def held(agent: SimAgent) -> tuple[dict, dict, dict, tuple[str, ...]]:
+def held(agent: SimAgent) -> tuple[dict, dict, dict, tuple[str, ...], object]:
     s = agent.state
     groups = {cookie: collections.Counter(flows) for cookie, flows in s.groups.items()}
-    return groups, dict(s.ports), dict(s.networks), s.peers
+    return groups, dict(s.ports), dict(s.networks), s.peers, s.l3
 
 
 class DistributorMachine(RuleBasedStateMachine):
@@ -111,6 +127,9 @@ class DistributorMachine(RuleBasedStateMachine):
         self.dist.start()
         self.agents = {h: SimAgent(h) for h in HOSTS}
         self.networks: list[str] = []
+        self.external = ""
+        self.routers: list[str] = []
+        self.fips: list[str] = []
         self.ports: list[str] = []
         self.instance_ids: list[str] = []
         self.groups: list[str] = []
@@ -143,7 +162,9 @@ class DistributorMachine(RuleBasedStateMachine):
     def a_small_cloud(self, connected: set[str], ports: int) -> None:
         """Registered hosts, agents following some of them, two networks with ports spread over the hosts."""
         for i, host in enumerate(HOSTS, 1):
-            self.store.commit(puts=[Agent(id=host, tunnel_ip=f"198.51.100.{i * 10}")])
+            self.store.commit(
+                puts=[self._agent(host, f"198.51.100.{i * 10}", i % 2 == 0, gateway=10 * i if i > 2 else 0)]
+            )
         for host in sorted(connected):
             self.agents[host].connect(self.dist)
         for i, cidr in enumerate(CIDRS[:2]):
@@ -155,6 +176,17 @@ class DistributorMachine(RuleBasedStateMachine):
                 {"network_id": self.networks[n % 2], "binding_host_id": HOSTS[n % len(HOSTS)], "device_owner": "x:y"}
             )
             self.ports.append(port.id)
+        ext = self.api.networks.create(
+            {"name": "ext", "network_type": "flat", "physical_network": "external", "router_external": True}
+        )
+        self.api.subnets.create({"network_id": ext.id, "cidr": "203.0.113.0/24", "enable_dhcp": False})
+        self.external = ext.id
+
+    @staticmethod
+    def _agent(host: str, tunnel_ip: str, mapped: bool, gateway: int = 0) -> Agent:
+        return Agent(
+            id=host, tunnel_ip=tunnel_ip, physical_networks=("external",) if mapped else (), gateway_priority=gateway
+        )
 
     # ---------------------------------------------------------------- model mutations
 
@@ -357,10 +389,96 @@ class DistributorMachine(RuleBasedStateMachine):
         self.instances.delete_instance(instance_id)
         self.instance_ids.remove(instance_id)
 
-    @rule(host=st.sampled_from(HOSTS), n=st.integers(min_value=1, max_value=3))
-    def register_agent(self, host: str, n: int) -> None:
-        # A (re)registration, possibly with a new tunnel endpoint.
-        self.store.commit(puts=[Agent(id=host, tunnel_ip=f"198.51.100.{HOSTS.index(host) * 10 + n}")])
+    @rule(
+        host=st.sampled_from(HOSTS),
+        n=st.integers(min_value=1, max_value=3),
+        mapped=st.booleans(),
+        gateway=st.sampled_from((0, 0, 5, 20)),
+    )
+    def register_agent(self, host: str, n: int, mapped: bool, gateway: int) -> None:
+        # A (re)registration, possibly with a new tunnel endpoint, bridge mapping or gateway role.
+        current = self.store.get("agent", host)
+        agent = self._agent(host, f"198.51.100.{HOSTS.index(host) * 10 + n}", mapped, gateway)
+        if current is not None:
+            agent = replace(agent, tag=current.tag)
+        self.store.commit(puts=[agent])
+
+    # ---------------------------------------------------------------- routers and floating IPs
+
+    @rule(gateway=st.booleans(), snat=st.booleans())
+    def create_router(self, gateway: bool, snat: bool) -> None:
+        fields: dict[str, object] = {"name": f"r{len(self.routers)}"}
+        if gateway:
+            fields["external_gateway_info"] = GatewayInfo(self.external, snat)
+        router = self._try(self.api.routers.create, fields)
+        if router is not None:
+            self.routers.append(router.id)  # type: ignore[attr-defined]
+
+    @precondition(lambda self: self.routers and self.networks)
+    @rule(data=st.data())
+    def add_router_interface(self, data: st.DataObject) -> None:
+        subnets = self.api.subnet_ids(data.draw(st.sampled_from(self.networks)))
+        if subnets:
+            router_id = data.draw(st.sampled_from(self.routers))
+            self._try(self.api.routers.add_interface, router_id, data.draw(st.sampled_from(subnets)))
+
+    @precondition(lambda self: self.routers)
+    @rule(data=st.data())
+    def remove_router_interface(self, data: st.DataObject) -> None:
+        router_id = data.draw(st.sampled_from(self.routers))
+        ports = self.api.routers.interface_ports(router_id)
+        if ports:
+            self._try(self.api.routers.remove_interface, router_id, "", data.draw(st.sampled_from(ports)).id)
+
+    @precondition(lambda self: self.routers)
+    @rule(data=st.data(), gateway=st.booleans(), snat=st.booleans(), up=st.booleans())
+    def change_router(self, data: st.DataObject, gateway: bool, snat: bool, up: bool) -> None:
+        info = GatewayInfo(self.external, snat) if gateway else None
+        changes = {"external_gateway_info": info, "admin_state_up": up}
+        self._try(self.api.routers.update, data.draw(st.sampled_from(self.routers)), changes)
+
+    @precondition(lambda self: self.routers)
+    @rule(data=st.data(), hop=st.sampled_from(("10.0.0.9", "10.0.1.9", "203.0.113.1", "172.16.0.9")))
+    def router_routes(self, data: st.DataObject, hop: str) -> None:
+        routes = [("192.168.0.0/16", hop), ("0.0.0.0/0", hop)][: data.draw(st.integers(0, 2))]
+        self._try(self.api.routers.update, data.draw(st.sampled_from(self.routers)), {"routes": routes})
+
+    @precondition(lambda self: self.routers)
+    @rule(data=st.data(), host=st.sampled_from(HOSTS))
+    def gateway_reports_active(self, data: st.DataObject, host: str) -> None:
+        self.api.routers.set_active_gateway(host, [data.draw(st.sampled_from(self.routers))])
+
+    @precondition(lambda self: self.routers)
+    @rule(data=st.data())
+    def delete_router(self, data: st.DataObject) -> None:
+        router_id = data.draw(st.sampled_from(self.routers))
+        if self._try(self.api.routers.delete, router_id) is not None:
+            self.routers.remove(router_id)
+
+    @rule(data=st.data(), associate=st.booleans())
+    def create_floating_ip(self, data: st.DataObject, associate: bool) -> None:
+        fields: dict[str, object] = {"floating_network_id": self.external}
+        if associate and self.ports:
+            fields["port_id"] = data.draw(st.sampled_from(self.ports))
+        fip = self._try(self.api.floating_ips.create, fields)
+        if fip is not None:
+            self.fips.append(fip.id)  # type: ignore[attr-defined]
+
+    @precondition(lambda self: self.fips)
+    @rule(data=st.data(), associate=st.booleans())
+    def move_floating_ip(self, data: st.DataObject, associate: bool) -> None:
+        fip_id = data.draw(st.sampled_from(self.fips))
+        if associate and self.ports:
+            self._try(self.api.floating_ips.associate, fip_id, data.draw(st.sampled_from(self.ports)))
+        else:
+            self._try(self.api.floating_ips.disassociate, fip_id)
+
+    @precondition(lambda self: self.fips)
+    @rule(data=st.data())
+    def delete_floating_ip(self, data: st.DataObject) -> None:
+        fip_id = data.draw(st.sampled_from(self.fips))
+        if self._try(self.api.floating_ips.delete, fip_id) is not None:
+            self.fips.remove(fip_id)
 
     @rule(host=st.sampled_from(HOSTS))
     def forget_agent(self, host: str) -> None:
@@ -404,7 +522,7 @@ class DistributorMachine(RuleBasedStateMachine):
                 continue
             want = expected(self.store, agent.host, self.dist.topo.metadata_url)
             got = held(agent)
-            for part, w, g in zip(("flows", "ports", "networks", "peers"), want, got, strict=True):
+            for part, w, g in zip(("flows", "ports", "networks", "peers", "l3"), want, got, strict=True):
                 assert g == w, f"{agent.host}: {part} differ from a compile from scratch"
 
 

@@ -47,6 +47,7 @@ from dataplane.contract.flow import (
     BUNDLE_FIELDS,
     Action,
     Bundle,
+    BundleLoad,
     Conjunction,
     Ct,
     CtClear,
@@ -58,6 +59,8 @@ from dataplane.contract.flow import (
     Move,
     Nat,
     Output,
+    PopVlan,
+    PushVlan,
     Resubmit,
     SetField,
 )
@@ -178,6 +181,21 @@ def osken_action(action: Action) -> object:
             dst=0,
             slaves=list(action.members),
         )
+    if isinstance(action, BundleLoad):
+        return parser.NXActionBundleLoad(
+            algorithm=OSKEN_BUNDLE_ALGORITHM[action.algorithm],
+            fields=OSKEN_HASH_FIELDS[action.fields],
+            basis=action.basis,
+            slave_type=nicira_ext.NXM_OF_IN_PORT,
+            n_slaves=len(action.members),
+            ofs_nbits=nicira_ext.ofs_nbits(action.dst_ofs, action.dst_ofs + action.n_bits - 1),
+            dst=osken_field_name(action.dst),
+            slaves=list(action.members),
+        )
+    if isinstance(action, PushVlan):
+        return parser.OFPActionPushVlan(action.ethertype)
+    if isinstance(action, PopVlan):
+        return parser.OFPActionPopVlan()
     if isinstance(action, Group):
         return parser.OFPActionGroup(action.group_id)
     raise AssertionError(action)
@@ -305,6 +323,20 @@ EXAMPLES = [
         actions=(Bundle((2, 3, 65200)), Bundle((7,), "hrw", "symmetric_l3l4+udp", 0xBEEF)),
     ),
     Flow(table=55, priority=10, actions=(Bundle((1, 2, 3, 4, 5), "hrw", "nw_dst", 1), Output(9))),
+    Flow(
+        table=43,
+        priority=100,
+        match=Match.of(eth_type=0x0800, reg4=7),
+        actions=(BundleLoad((40001, 40002), "reg2"), Resubmit(43)),
+    ),
+    Flow(
+        table=0,
+        priority=100,
+        match=Match.of(in_port=65210, vlan_vid=0x1000 | 42),
+        actions=(PopVlan(), SetField("metadata", 3)),
+        goto=5,
+    ),
+    Flow(table=65, priority=100, match=Match.of(metadata=3), actions=(PushVlan(), SetField("vlan_vid", 0x1000 | 42))),
 ]
 
 # Group actions only in the encoder's own tests: OVS refuses a flow naming a group it does not hold.

@@ -144,13 +144,16 @@ def test_hand_picked_flows_every_action(installer: FlowInstaller, bridges: tuple
 
 
 def test_vlan_vid_round_trips(installer: FlowInstaller, bridges: tuple[str, str]) -> None:
-    (vlan_flow,) = [f for f in EXAMPLES if "vlan_vid" in f.match]
+    vlan_flows = [f for f in EXAMPLES if "vlan_vid" in f.match]  # a masked match, and a provider classify
     encoder = FlowEncoder()
-    wf = encoder.to_wire(vlan_flow)
-    installer.sync([wf, encoder.to_wire(ARP_RESPONDER)])
+    wfs = [encoder.to_wire(f) for f in vlan_flows]
+    installer.sync([*wfs, encoder.to_wire(ARP_RESPONDER)])
     dumped = {f.key: f for f in installer.connection.dump_flows()}
-    assert dumped[wf.key].instructions == wf.instructions
-    assert any("vlan_tci=0x1000/0x1000" in line for line in dump_text(bridges[0]))
+    for wf in wfs:
+        assert dumped[wf.key].instructions == wf.instructions
+    listing = dump_text(bridges[0])
+    assert any("vlan_tci=0x1000/0x1000" in line for line in listing)
+    assert any("dl_vlan=42" in line and "pop_vlan" in line for line in listing), listing
 
 
 def valid_for_ovs(f: Flow, priority: int) -> Flow:

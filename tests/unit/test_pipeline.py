@@ -24,6 +24,7 @@ def test_table_numbers_are_stable() -> None:
         41: "dnat",
         42: "routing",
         43: "snat",
+        44: "neighbor",
         50: "l2_lookup",
         55: "ingress_ct",
         60: "ingress_acl",
@@ -37,6 +38,8 @@ def test_every_stage_moves_forward_and_misses_go_where_declared() -> None:
     for table in TABLES.values():
         for target in table.next_tables:
             assert target in TABLES and target > table.number, (table.name, target)
+        for target in table.loops_to:  # declared loops (hairpin) go back, and only on purpose
+            assert target in TABLES and target < table.number, (table.name, target)
         if table.miss is not None:
             assert table.miss in table.next_tables, table.name
         low, high = table.priorities
@@ -92,5 +95,6 @@ def test_check_flow_accepts_conntrack_nat_and_conjunction_where_declared() -> No
     )
     check_flow(Flow(p.INGRESS_ACL, 2000, Match.of(ipv4_src="10.0.0.5"), (Conjunction(9, 1, 2),)), p.SECGROUPS)
     check_flow(Flow(p.DNAT, 100, Match.of(ipv4_dst="203.0.113.5"), (Ct(zone=40000, table=p.ROUTING, nat=Nat()),)))
-    check_flow(Flow(p.ROUTING, 824, Match.of(metadata=1, ipv4_dst=("10.0.1.0", "255.255.255.0"))), p.L3)
+    check_flow(Flow(p.NEIGHBOR, 100, Match.of(metadata=1, reg3=5), (Resubmit(p.L3_LOOKUP),)), p.L3)
+    check_flow(Flow(p.ROUTING, 824, Match.of(reg4=1, ipv4_dst=("10.0.1.0", "255.255.255.0"))), p.L3)
     check_flow(Flow(p.ARP_RESPONDER, 100, Match.of(metadata=1, arp_tpa="10.0.0.1")), p.L3)

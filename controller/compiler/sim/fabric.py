@@ -9,6 +9,12 @@ point-to-point tunnel port (``tunnel_ports``, as BFD needs) goes to that port's
 remote. The receiver sees it on its tunnel port for the sender, or on the
 flow-based one (OVS prefers a port with the exact remote_ip), with
 ``tunnel_id``, ``tun_ipv4_src`` and ``tun_ipv4_dst`` set.
+
+With ``separate_udp_port`` (Loom's gateway tunnels: their own UDP port), the
+point-to-point ports are a tunnel namespace of their own: what the flow-based
+port sends arrives on the flow-based port, what a point-to-point port sends
+arrives on the receiver's point-to-point port for the sender, and is lost if
+the receiver has none (no OVS port listens for it).
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ class FabricTrace:
 class Fabric:
     """Several hosts' bridges joined by tunnels."""
 
-    def __init__(self) -> None:
+    def __init__(self, separate_udp_port: bool = False) -> None:
+        self.separate_udp_port = separate_udp_port
         self.hosts: dict[str, FlowTable] = {}
         self.tunnel_ip: dict[str, int] = {}
         self.by_tunnel_ip: dict[int, str] = {}
@@ -129,7 +136,11 @@ class Fabric:
                 inner["tunnel_id"] = emit.packet.get("tunnel_id", 0)
                 inner["tun_ipv4_src"] = self.tunnel_ip[h]
                 inner["tun_ipv4_dst"] = remote_ip
-                pending.append((remote, self._receiving_port(remote, self.tunnel_ip[h]), inner))
+                receiving = self._receiving_port(remote, self.tunnel_ip[h], point_to_point=emit.port != TUNNEL_OFPORT)
+                if receiving is None:
+                    result.lost.append(Delivery(h, emit.port, wire(emit.packet)))
+                    continue
+                pending.append((remote, receiving, inner))
         return result
 
     def _tunnel_remote(self, host: str, port: int, pkt: Packet) -> int | None:
@@ -137,11 +148,13 @@ class Fabric:
             return pkt.get("tun_ipv4_dst", -1)
         return self.tunnel_ports[host].get(port)
 
-    def _receiving_port(self, host: str, sender_ip: int) -> int:
+    def _receiving_port(self, host: str, sender_ip: int, point_to_point: bool) -> int | None:
+        if self.separate_udp_port and not point_to_point:
+            return TUNNEL_OFPORT
         for port, remote in self.tunnel_ports[host].items():
             if remote == sender_ip:
                 return port
-        return TUNNEL_OFPORT
+        return None if self.separate_udp_port else TUNNEL_OFPORT
 
 
 def wire(pkt: Packet) -> Packet:

@@ -61,6 +61,7 @@ from dataplane.contract.flow import (
     Action,
     Bucket,
     Bundle,
+    BundleLoad,
     Conjunction,
     Ct,
     CtClear,
@@ -72,6 +73,8 @@ from dataplane.contract.flow import (
     Move,
     Nat,
     Output,
+    PopVlan,
+    PushVlan,
     Resubmit,
     SetField,
 )
@@ -85,6 +88,7 @@ _META_FIELDS = frozenset({"in_port", "conj_id", *PIPELINE_FIELDS, *_CT_FIELDS})
 _ZERO_DEFAULT = frozenset(
     {*PIPELINE_FIELDS, *_CT_FIELDS, "conj_id", "tunnel_id", "tun_ipv4_src", "tun_ipv4_dst", "pkt_mark", "vlan_vid"}
 )
+_VLAN_PRESENT = 0x1000  # OFPVID_PRESENT: the packet has an 802.1Q tag
 _READ_ONLY = frozenset({"eth_type", "ip_proto", "ct_state", "ct_zone", "ct_mark", "ct_label", "conj_id"})
 
 MAX_DEPTH = 64  # ofproto-dpif-xlate.c MAX_DEPTH: nested resubmit/goto/group
@@ -453,6 +457,14 @@ class FlowTable:
             st.md.clear()
         elif isinstance(action, Bundle):
             self._bundle(run, st, action)
+        elif isinstance(action, BundleLoad):
+            self._bundle_load(run, st, action)
+        elif isinstance(action, PushVlan):
+            if flow.get("vlan_vid", 0) & _VLAN_PRESENT:
+                raise SimulationError("push_vlan on a tagged packet (QinQ) is not simulated")
+            flow["vlan_vid"] = _VLAN_PRESENT  # OpenFlow 1.3: a new outermost tag with VID 0 (no tag to copy)
+        elif isinstance(action, PopVlan):
+            flow["vlan_vid"] = 0  # OFPVID_NONE: untagged (pop on an untagged packet does nothing)
         elif isinstance(action, Group):
             self._group(run, st, action.group_id, depth)
         elif isinstance(action, Conjunction):
@@ -543,17 +555,27 @@ class FlowTable:
 
     # -- bundles and groups
 
+    def _pick(self, st: _State, members: tuple[int, ...], algorithm: str, fields: str, basis: int) -> int | None:
+        """The live member a bundle picks (active_backup: the first; hrw: OVS's hash), None if none is live."""
+        alive = [self.port_up(p) for p in members]
+        if algorithm == "active_backup":
+            return next((p for p, up in zip(members, alive, strict=True) if up), None)
+        index = hrw_pick(flow_hash_fields(st.flow, fields, basis), alive)
+        return None if index is None else members[index]
+
     def _bundle(self, run: _Run, st: _State, action: Bundle) -> None:
-        alive = [self.port_up(p) for p in action.members]
-        member: int | None = None
-        if action.algorithm == "active_backup":
-            member = next((p for p, up in zip(action.members, alive, strict=True) if up), None)
-        else:
-            index = hrw_pick(flow_hash_fields(st.flow, action.fields, action.basis), alive)
-            member = None if index is None else action.members[index]
+        member = self._pick(st, action.members, action.algorithm, action.fields, action.basis)
         self._event(run, st, BundleEvent(action, member))
         if member is not None:
             self._output(run, st, member)
+
+    def _bundle_load(self, run: _Run, st: _State, action: BundleLoad) -> None:
+        """bundle_load: the member ``bundle`` would pick, written to a field (0xffff: none live)."""
+        member = self._pick(st, action.members, action.algorithm, action.fields, action.basis)
+        self._event(run, st, BundleEvent(Bundle(action.members, action.algorithm, action.fields, action.basis), member))
+        value = BundleLoad.NONE if member is None else member
+        mask = ((1 << action.n_bits) - 1) << action.dst_ofs
+        st.flow[action.dst] = (st.flow.get(action.dst, 0) & ~mask) | (value << action.dst_ofs)
 
     def _group(self, run: _Run, st: _State, group_id: int, depth: int) -> None:
         if depth >= MAX_DEPTH:

@@ -8,16 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("host", "tunnel_ip", "datapath_type", "version")
+    __slots__ = ("host", "tunnel_ip", "datapath_type", "version", "physical_networks", "gateway_priority")
     HOST_FIELD_NUMBER: _ClassVar[int]
     TUNNEL_IP_FIELD_NUMBER: _ClassVar[int]
     DATAPATH_TYPE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     host: str
     tunnel_ip: str
     datapath_type: str
     version: str
-    def __init__(self, host: _Optional[str] = ..., tunnel_ip: _Optional[str] = ..., datapath_type: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    physical_networks: _containers.RepeatedScalarFieldContainer[str]
+    gateway_priority: int
+    def __init__(self, host: _Optional[str] = ..., tunnel_ip: _Optional[str] = ..., datapath_type: _Optional[str] = ..., version: _Optional[str] = ..., physical_networks: _Optional[_Iterable[str]] = ..., gateway_priority: _Optional[int] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("heartbeat_interval", "underlay_mtu")
@@ -147,24 +151,108 @@ class TunnelPeers(_message.Message):
     ips: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, ips: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ExternalNetwork(_message.Message):
+    __slots__ = ("network_id", "tag", "physical_network", "vlan", "patch_ofport", "next_hops")
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    PHYSICAL_NETWORK_FIELD_NUMBER: _ClassVar[int]
+    VLAN_FIELD_NUMBER: _ClassVar[int]
+    PATCH_OFPORT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOPS_FIELD_NUMBER: _ClassVar[int]
+    network_id: str
+    tag: int
+    physical_network: str
+    vlan: int
+    patch_ofport: int
+    next_hops: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, network_id: _Optional[str] = ..., tag: _Optional[int] = ..., physical_network: _Optional[str] = ..., vlan: _Optional[int] = ..., patch_ofport: _Optional[int] = ..., next_hops: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LocalFloatingIp(_message.Message):
+    __slots__ = ("id", "address", "mac_address", "fixed_ip", "network_tag", "patch_ofport", "vlan", "dnat_zone", "snat_zone")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FIXED_IP_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_TAG_FIELD_NUMBER: _ClassVar[int]
+    PATCH_OFPORT_FIELD_NUMBER: _ClassVar[int]
+    VLAN_FIELD_NUMBER: _ClassVar[int]
+    DNAT_ZONE_FIELD_NUMBER: _ClassVar[int]
+    SNAT_ZONE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    address: str
+    mac_address: str
+    fixed_ip: str
+    network_tag: int
+    patch_ofport: int
+    vlan: int
+    dnat_zone: int
+    snat_zone: int
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., mac_address: _Optional[str] = ..., fixed_ip: _Optional[str] = ..., network_tag: _Optional[int] = ..., patch_ofport: _Optional[int] = ..., vlan: _Optional[int] = ..., dnat_zone: _Optional[int] = ..., snat_zone: _Optional[int] = ...) -> None: ...
+
+class GatewayRouter(_message.Message):
+    __slots__ = ("router_id", "tag", "external_ip", "mac_address", "network_tag", "patch_ofport", "vlan", "before", "external_network_id")
+    ROUTER_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_IP_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_TAG_FIELD_NUMBER: _ClassVar[int]
+    PATCH_OFPORT_FIELD_NUMBER: _ClassVar[int]
+    VLAN_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    router_id: str
+    tag: int
+    external_ip: str
+    mac_address: str
+    network_tag: int
+    patch_ofport: int
+    vlan: int
+    before: _containers.RepeatedScalarFieldContainer[int]
+    external_network_id: str
+    def __init__(self, router_id: _Optional[str] = ..., tag: _Optional[int] = ..., external_ip: _Optional[str] = ..., mac_address: _Optional[str] = ..., network_tag: _Optional[int] = ..., patch_ofport: _Optional[int] = ..., vlan: _Optional[int] = ..., before: _Optional[_Iterable[int]] = ..., external_network_id: _Optional[str] = ...) -> None: ...
+
+class GatewayTunnel(_message.Message):
+    __slots__ = ("host", "remote_ip", "ofport")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_IP_FIELD_NUMBER: _ClassVar[int]
+    OFPORT_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    remote_ip: str
+    ofport: int
+    def __init__(self, host: _Optional[str] = ..., remote_ip: _Optional[str] = ..., ofport: _Optional[int] = ...) -> None: ...
+
+class HostL3(_message.Message):
+    __slots__ = ("externals", "floating_ips", "gateway_routers", "gateway_tunnels")
+    EXTERNALS_FIELD_NUMBER: _ClassVar[int]
+    FLOATING_IPS_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_ROUTERS_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_TUNNELS_FIELD_NUMBER: _ClassVar[int]
+    externals: _containers.RepeatedCompositeFieldContainer[ExternalNetwork]
+    floating_ips: _containers.RepeatedCompositeFieldContainer[LocalFloatingIp]
+    gateway_routers: _containers.RepeatedCompositeFieldContainer[GatewayRouter]
+    gateway_tunnels: _containers.RepeatedCompositeFieldContainer[GatewayTunnel]
+    def __init__(self, externals: _Optional[_Iterable[_Union[ExternalNetwork, _Mapping]]] = ..., floating_ips: _Optional[_Iterable[_Union[LocalFloatingIp, _Mapping]]] = ..., gateway_routers: _Optional[_Iterable[_Union[GatewayRouter, _Mapping]]] = ..., gateway_tunnels: _Optional[_Iterable[_Union[GatewayTunnel, _Mapping]]] = ...) -> None: ...
+
 class HostState(_message.Message):
-    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers")
+    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers", "l3")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
     TUNNEL_IP_FIELD_NUMBER: _ClassVar[int]
     METADATA_URL_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    L3_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
     networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
     tunnel_ip: str
     metadata_url: str
     peers: TunnelPeers
-    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ...) -> None: ...
+    l3: HostL3
+    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ...) -> None: ...
 
 class HostDelta(_message.Message):
-    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers")
+    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers", "l3")
     UPSERT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_GROUPS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_PORTS_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +260,7 @@ class HostDelta(_message.Message):
     UPSERT_NETWORKS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_NETWORKS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    L3_FIELD_NUMBER: _ClassVar[int]
     upsert_groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     removed_groups: _containers.RepeatedScalarFieldContainer[int]
     upsert_ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
@@ -179,7 +268,8 @@ class HostDelta(_message.Message):
     upsert_networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
     removed_networks: _containers.RepeatedScalarFieldContainer[str]
     peers: TunnelPeers
-    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ...) -> None: ...
+    l3: HostL3
+    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ...) -> None: ...
 
 class PortState(_message.Message):
     __slots__ = ("port_id", "vif_present", "ofport", "flows_installed", "dhcp_ready", "metadata_ready", "revision")
@@ -222,5 +312,17 @@ class HeartbeatRequest(_message.Message):
     def __init__(self, host: _Optional[str] = ..., applied_revision: _Optional[int] = ..., flows_installed: _Optional[int] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GatewayReport(_message.Message):
+    __slots__ = ("host", "active_routers")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_ROUTERS_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    active_routers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, host: _Optional[str] = ..., active_routers: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GatewayReportAck(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -54,6 +54,11 @@ class AgentServiceStub:
                 request_serializer=protos_dot_loom_dot_v1_dot_agent__pb2.HeartbeatRequest.SerializeToString,
                 response_deserializer=protos_dot_loom_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString,
                 _registered_method=True)
+        self.ReportGateways = channel.unary_unary(
+                '/loom.v1.AgentService/ReportGateways',
+                request_serializer=protos_dot_loom_dot_v1_dot_agent__pb2.GatewayReport.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_agent__pb2.GatewayReportAck.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -89,6 +94,14 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportGateways(self, request, context):
+        """A gateway host: the routers it is the active SNAT gateway for (sent when
+        that changes, and after every reconnect).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +124,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=protos_dot_loom_dot_v1_dot_agent__pb2.HeartbeatRequest.FromString,
                     response_serializer=protos_dot_loom_dot_v1_dot_agent__pb2.HeartbeatResponse.SerializeToString,
+            ),
+            'ReportGateways': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportGateways,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_agent__pb2.GatewayReport.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_agent__pb2.GatewayReportAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +239,33 @@ class AgentService:
             '/loom.v1.AgentService/Heartbeat',
             protos_dot_loom_dot_v1_dot_agent__pb2.HeartbeatRequest.SerializeToString,
             protos_dot_loom_dot_v1_dot_agent__pb2.HeartbeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportGateways(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.AgentService/ReportGateways',
+            protos_dot_loom_dot_v1_dot_agent__pb2.GatewayReport.SerializeToString,
+            protos_dot_loom_dot_v1_dot_agent__pb2.GatewayReportAck.FromString,
             options,
             channel_credentials,
             insecure,

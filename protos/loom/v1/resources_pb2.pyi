@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Network(_message.Message):
-    __slots__ = ("id", "name", "project_id", "admin_state_up", "mtu", "network_type", "segmentation_id", "physical_network", "port_security_enabled", "status", "subnets", "tag", "revision_number", "created_at", "updated_at")
+    __slots__ = ("id", "name", "project_id", "admin_state_up", "mtu", "network_type", "segmentation_id", "physical_network", "port_security_enabled", "status", "subnets", "tag", "revision_number", "created_at", "updated_at", "router_external")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class Network(_message.Message):
     REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_EXTERNAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project_id: str
@@ -38,7 +39,8 @@ class Network(_message.Message):
     revision_number: int
     created_at: float
     updated_at: float
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., mtu: _Optional[int] = ..., network_type: _Optional[str] = ..., segmentation_id: _Optional[int] = ..., physical_network: _Optional[str] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., subnets: _Optional[_Iterable[str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+    router_external: bool
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., mtu: _Optional[int] = ..., network_type: _Optional[str] = ..., segmentation_id: _Optional[int] = ..., physical_network: _Optional[str] = ..., port_security_enabled: _Optional[bool] = ..., status: _Optional[str] = ..., subnets: _Optional[_Iterable[str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., router_external: _Optional[bool] = ...) -> None: ...
 
 class AllocationPool(_message.Message):
     __slots__ = ("start", "end")
@@ -280,3 +282,99 @@ class SecurityGroupRule(_message.Message):
     created_at: float
     updated_at: float
     def __init__(self, id: _Optional[str] = ..., security_group_id: _Optional[str] = ..., project_id: _Optional[str] = ..., direction: _Optional[str] = ..., ethertype: _Optional[str] = ..., protocol: _Optional[str] = ..., port_range_min: _Optional[int] = ..., port_range_max: _Optional[int] = ..., icmp_type: _Optional[int] = ..., icmp_code: _Optional[int] = ..., remote_ip_prefix: _Optional[str] = ..., remote_group_id: _Optional[str] = ..., description: _Optional[str] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class ExternalGatewayInfo(_message.Message):
+    __slots__ = ("network_id", "enable_snat", "external_fixed_ips")
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    ENABLE_SNAT_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_FIXED_IPS_FIELD_NUMBER: _ClassVar[int]
+    network_id: str
+    enable_snat: bool
+    external_fixed_ips: _containers.RepeatedCompositeFieldContainer[FixedIP]
+    def __init__(self, network_id: _Optional[str] = ..., enable_snat: _Optional[bool] = ..., external_fixed_ips: _Optional[_Iterable[_Union[FixedIP, _Mapping]]] = ...) -> None: ...
+
+class GatewayHost(_message.Message):
+    __slots__ = ("host", "priority", "alive", "active")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    priority: int
+    alive: bool
+    active: bool
+    def __init__(self, host: _Optional[str] = ..., priority: _Optional[int] = ..., alive: _Optional[bool] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class Router(_message.Message):
+    __slots__ = ("id", "name", "project_id", "admin_state_up", "external_gateway_info", "routes", "status", "interfaces", "gateway_port_id", "dnat_zone", "snat_zone", "gateway_hosts", "active_gateway_host", "tag", "revision_number", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_STATE_UP_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_GATEWAY_INFO_FIELD_NUMBER: _ClassVar[int]
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    DNAT_ZONE_FIELD_NUMBER: _ClassVar[int]
+    SNAT_ZONE_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_GATEWAY_HOST_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    project_id: str
+    admin_state_up: bool
+    external_gateway_info: ExternalGatewayInfo
+    routes: _containers.RepeatedCompositeFieldContainer[HostRoute]
+    status: str
+    interfaces: _containers.RepeatedScalarFieldContainer[str]
+    gateway_port_id: str
+    dnat_zone: int
+    snat_zone: int
+    gateway_hosts: _containers.RepeatedCompositeFieldContainer[GatewayHost]
+    active_gateway_host: str
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_id: _Optional[str] = ..., admin_state_up: _Optional[bool] = ..., external_gateway_info: _Optional[_Union[ExternalGatewayInfo, _Mapping]] = ..., routes: _Optional[_Iterable[_Union[HostRoute, _Mapping]]] = ..., status: _Optional[str] = ..., interfaces: _Optional[_Iterable[str]] = ..., gateway_port_id: _Optional[str] = ..., dnat_zone: _Optional[int] = ..., snat_zone: _Optional[int] = ..., gateway_hosts: _Optional[_Iterable[_Union[GatewayHost, _Mapping]]] = ..., active_gateway_host: _Optional[str] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class FloatingIp(_message.Message):
+    __slots__ = ("id", "project_id", "description", "floating_network_id", "floating_ip_address", "port_id", "fixed_ip_address", "router_id", "status", "host", "floating_port_id", "mac_address", "tag", "revision_number", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FLOATING_NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    FLOATING_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIXED_IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ROUTER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    FLOATING_PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    project_id: str
+    description: str
+    floating_network_id: str
+    floating_ip_address: str
+    port_id: str
+    fixed_ip_address: str
+    router_id: str
+    status: str
+    host: str
+    floating_port_id: str
+    mac_address: str
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., description: _Optional[str] = ..., floating_network_id: _Optional[str] = ..., floating_ip_address: _Optional[str] = ..., port_id: _Optional[str] = ..., fixed_ip_address: _Optional[str] = ..., router_id: _Optional[str] = ..., status: _Optional[str] = ..., host: _Optional[str] = ..., floating_port_id: _Optional[str] = ..., mac_address: _Optional[str] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
