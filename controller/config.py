@@ -32,6 +32,11 @@ class ControllerConfig:
     metadata_url: str = ""  # where hosts' metadata proxies forward (the controller's metadata service)
     metadata_listen: str = ""  # host:port the metadata service listens on; empty: no metadata service
     metadata_secret: str = ""  # shared with the agents' proxies, which sign each request with it
+    image_dir: str = ""  # uploaded images; empty: "images" beside the database
+    volume_dir: str = ""  # the volumes' file backend, mounted by every hypervisor; empty: "volumes" beside the database
+
+    def state_path(self, configured: str, name: str) -> str:
+        return configured or os.path.join(os.path.dirname(os.path.abspath(self.db_path)), name)
 
 
 def parse_vni_range(text: str) -> tuple[int, int]:
@@ -78,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("LOOM_METADATA_SECRET_FILE", ""),
         help="file holding the secret shared with agents (or LOOM_METADATA_SECRET)",
     )
+    p.add_argument("--image-dir", default=env("LOOM_IMAGE_DIR", ""), help="image store (default: beside --db)")
+    p.add_argument(
+        "--volume-dir",
+        default=env("LOOM_VOLUME_DIR", ""),
+        help="volume file backend: a directory every hypervisor mounts at the same path (default: beside --db)",
+    )
     return p
 
 
@@ -106,4 +117,6 @@ def from_args(argv: Sequence[str] | None = None) -> ControllerConfig:
         metadata_url=metadata_url,
         metadata_listen=args.metadata_listen,
         metadata_secret=secret,
+        image_dir=args.image_dir,
+        volume_dir=args.volume_dir,
     )

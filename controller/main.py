@@ -25,8 +25,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from compute.instance_api import InstanceApi
-from compute.servicer import ComputeServicer
+from compute.core import ComputeSettings
+from compute.service import Compute
 from controller import config as config_module
 from controller.api.convert import Presenter
 from controller.api.network_api import NetworkApi, NetworkSettings
@@ -36,7 +36,7 @@ from controller.ready_file import write_ready_file
 from controller.store.base import Store, StoreError
 from controller.store.sqlite import SqliteStore
 from dataplane.common.logs import get_logger, setup_logging
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
+from protos.loom.v1 import network_pb2, network_pb2_grpc
 
 log = get_logger("controller.main")
 
@@ -48,7 +48,7 @@ class ControllerContext:
     config: ControllerConfig
     store: Store
     network: NetworkApi
-    compute: InstanceApi
+    compute: Compute
     presenter: Presenter
     on_start: list[Callable[[], None]] = field(default_factory=list)  # run in order before serving
     on_stop: list[Callable[[], None]] = field(default_factory=list)  # run in reverse order at stop
@@ -139,9 +139,16 @@ def close_context(ctx: ControllerContext) -> None:
 def build_context(config: ControllerConfig) -> ControllerContext:
     store = SqliteStore(config.db_path, retention=config.event_retention)
     network = NetworkApi(store, NetworkSettings(underlay_mtu=config.underlay_mtu, vni_range=config.vni_range))
-    return ControllerContext(
-        config=config, store=store, network=network, compute=InstanceApi(store), presenter=Presenter(network)
+    compute = Compute(
+        store,
+        network,
+        ComputeSettings(
+            image_dir=config.state_path(config.image_dir, "images"),
+            volume_dir=config.state_path(config.volume_dir, "volumes"),
+        ),
     )
+    presenter = Presenter(network, compute.volumes.attached_ids)
+    return ControllerContext(config=config, store=store, network=network, compute=compute, presenter=presenter)
 
 
 def build_server(
@@ -157,10 +164,9 @@ def build_server(
     )
     extras = network_extras(ctx) if network_extras is not None else None
     network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(ctx.network, ctx.presenter, extras), server)
-    compute_pb2_grpc.add_ComputeServiceServicer_to_server(ComputeServicer(ctx.compute, ctx.presenter), server)
     names = [
         network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
-        compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name,
+        *ctx.compute.register(server, ctx.presenter),
     ]
     for register in extra_services:
         names.extend(register(server, ctx) or ())

@@ -37,7 +37,7 @@ class Dataplane:
         cfg = ctx.config
         self.topology = Topology(dns_domain=cfg.dns_domain, metadata_url=cfg.metadata_url)
         self.tracker = PortStatusTracker(ctx.store, ctx.network.ports.update_statuses)
-        self.distributor = Distributor(ctx.store, self.topology, self.tracker)
+        self.distributor = Distributor(ctx.store, self.topology, self.tracker, instances=ctx.compute.specs)
         self.agents = AgentServicer(ctx.store, self.distributor, self.tracker, underlay_mtu=cfg.underlay_mtu)
         self.store = ctx.store
 

@@ -22,50 +22,51 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from protos.loom.v1 import hypervisor_pb2 as protos_dot_loom_dot_v1_dot_hypervisor__pb2
 from protos.loom.v1 import resources_pb2 as protos_dot_loom_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/loom/v1/agent.proto\x12\x07loom.v1\x1a\x1eprotos/loom/v1/resources.proto\"Z\n\x0fRegisterRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\ttunnel_ip\x18\x02 \x01(\t\x12\x15\n\rdatapath_type\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"D\n\x10RegisterResponse\x12\x1a\n\x12heartbeat_interval\x18\x01 \x01(\x01\x12\x14\n\x0cunderlay_mtu\x18\x02 \x01(\r\"A\n\x0bSyncRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\rlast_revision\x18\x02 \x01(\x04\x12\r\n\x05\x65poch\x18\x03 \x01(\t\"\x83\x01\n\x0bSyncMessage\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\t\x12&\n\x08snapshot\x18\x02 \x01(\x0b\x32\x12.loom.v1.HostStateH\x00\x12#\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x12.loom.v1.HostDeltaH\x00\x42\x06\n\x04\x62ody\"L\n\x04\x46low\x12\r\n\x05table\x18\x01 \x01(\r\x12\x10\n\x08priority\x18\x02 \x01(\r\x12\r\n\x05match\x18\x03 \x01(\x0c\x12\x14\n\x0cinstructions\x18\x04 \x01(\x0c\"9\n\tFlowGroup\x12\x0e\n\x06\x63ookie\x18\x01 \x01(\x04\x12\x1c\n\x05\x66lows\x18\x02 \x03(\x0b\x32\r.loom.v1.Flow\"\x96\x02\n\tLocalPort\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x12\n\nnetwork_id\x18\x03 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x04 \x01(\r\x12\x13\n\x0bmac_address\x18\x05 \x01(\t\x12\x14\n\x0cip_addresses\x18\x06 \x03(\t\x12\x0e\n\x06ofport\x18\x07 \x01(\r\x12\x0b\n\x03mtu\x18\x08 \x01(\r\x12\x16\n\x0e\x61\x64min_state_up\x18\t \x01(\x08\x12\x11\n\tdevice_id\x18\n \x01(\t\x12\x14\n\x0c\x64\x65vice_owner\x18\x0b \x01(\t\x12\x10\n\x08hostname\x18\x0c \x01(\t\x12\x13\n\x0binstance_id\x18\r \x01(\t\x12\x12\n\nproject_id\x18\x0e \x01(\t\"\x98\x01\n\nDhcpSubnet\x12\x11\n\tsubnet_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63idr\x18\x02 \x01(\t\x12\x12\n\ngateway_ip\x18\x03 \x01(\t\x12\x17\n\x0f\x64ns_nameservers\x18\x04 \x03(\t\x12\'\n\x0bhost_routes\x18\x05 \x03(\x0b\x32\x12.loom.v1.HostRoute\x12\x13\n\x0b\x65nable_dhcp\x18\x06 \x01(\x08\"\xea\x01\n\x0cLocalNetwork\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x17\n\x0fsegmentation_id\x18\x03 \x01(\r\x12\x0b\n\x03mtu\x18\x04 \x01(\r\x12\x14\n\x0clocalport_id\x18\x05 \x01(\t\x12\x15\n\rlocalport_tag\x18\x06 \x01(\r\x12\x15\n\rlocalport_mac\x18\x07 \x01(\t\x12\x15\n\rlocalport_ips\x18\x08 \x03(\t\x12$\n\x07subnets\x18\t \x03(\x0b\x32\x13.loom.v1.DhcpSubnet\x12\x12\n\ndns_domain\x18\n \x01(\t\"\x1a\n\x0bTunnelPeers\x12\x0b\n\x03ips\x18\x01 \x03(\t\"\xc9\x01\n\tHostState\x12\"\n\x06groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\'\n\x08networks\x18\x03 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x11\n\ttunnel_ip\x18\x04 \x01(\t\x12\x14\n\x0cmetadata_url\x18\x05 \x01(\t\x12#\n\x05peers\x18\x06 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\"\xfe\x01\n\tHostDelta\x12)\n\rupsert_groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12\x16\n\x0eremoved_groups\x18\x02 \x03(\x04\x12(\n\x0cupsert_ports\x18\x03 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\x15\n\rremoved_ports\x18\x04 \x03(\t\x12.\n\x0fupsert_networks\x18\x05 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x18\n\x10removed_networks\x18\x06 \x03(\t\x12#\n\x05peers\x18\x07 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\"\x98\x01\n\tPortState\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x13\n\x0bvif_present\x18\x02 \x01(\x08\x12\x0e\n\x06ofport\x18\x03 \x01(\r\x12\x17\n\x0f\x66lows_installed\x18\x04 \x01(\x08\x12\x12\n\ndhcp_ready\x18\x05 \x01(\x08\x12\x16\n\x0emetadata_ready\x18\x06 \x01(\x08\x12\x10\n\x08revision\x18\x07 \x01(\x04\"C\n\x10PortStatusReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.PortState\"\x0f\n\rPortStatusAck\"S\n\x10HeartbeatRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x18\n\x10\x61pplied_revision\x18\x02 \x01(\x04\x12\x17\n\x0f\x66lows_installed\x18\x03 \x01(\r\"\x13\n\x11HeartbeatResponse2\x90\x02\n\x0c\x41gentService\x12?\n\x08Register\x12\x18.loom.v1.RegisterRequest\x1a\x19.loom.v1.RegisterResponse\x12\x34\n\x04Sync\x12\x14.loom.v1.SyncRequest\x1a\x14.loom.v1.SyncMessage0\x01\x12\x45\n\x10ReportPortStatus\x12\x19.loom.v1.PortStatusReport\x1a\x16.loom.v1.PortStatusAck\x12\x42\n\tHeartbeat\x12\x19.loom.v1.HeartbeatRequest\x1a\x1a.loom.v1.HeartbeatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/loom/v1/agent.proto\x12\x07loom.v1\x1a\x1fprotos/loom/v1/hypervisor.proto\x1a\x1eprotos/loom/v1/resources.proto\"Z\n\x0fRegisterRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\ttunnel_ip\x18\x02 \x01(\t\x12\x15\n\rdatapath_type\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\"D\n\x10RegisterResponse\x12\x1a\n\x12heartbeat_interval\x18\x01 \x01(\x01\x12\x14\n\x0cunderlay_mtu\x18\x02 \x01(\r\"A\n\x0bSyncRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\rlast_revision\x18\x02 \x01(\x04\x12\r\n\x05\x65poch\x18\x03 \x01(\t\"\x83\x01\n\x0bSyncMessage\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\t\x12&\n\x08snapshot\x18\x02 \x01(\x0b\x32\x12.loom.v1.HostStateH\x00\x12#\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x12.loom.v1.HostDeltaH\x00\x42\x06\n\x04\x62ody\"L\n\x04\x46low\x12\r\n\x05table\x18\x01 \x01(\r\x12\x10\n\x08priority\x18\x02 \x01(\r\x12\r\n\x05match\x18\x03 \x01(\x0c\x12\x14\n\x0cinstructions\x18\x04 \x01(\x0c\"9\n\tFlowGroup\x12\x0e\n\x06\x63ookie\x18\x01 \x01(\x04\x12\x1c\n\x05\x66lows\x18\x02 \x03(\x0b\x32\r.loom.v1.Flow\"\x96\x02\n\tLocalPort\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x12\n\nnetwork_id\x18\x03 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x04 \x01(\r\x12\x13\n\x0bmac_address\x18\x05 \x01(\t\x12\x14\n\x0cip_addresses\x18\x06 \x03(\t\x12\x0e\n\x06ofport\x18\x07 \x01(\r\x12\x0b\n\x03mtu\x18\x08 \x01(\r\x12\x16\n\x0e\x61\x64min_state_up\x18\t \x01(\x08\x12\x11\n\tdevice_id\x18\n \x01(\t\x12\x14\n\x0c\x64\x65vice_owner\x18\x0b \x01(\t\x12\x10\n\x08hostname\x18\x0c \x01(\t\x12\x13\n\x0binstance_id\x18\r \x01(\t\x12\x12\n\nproject_id\x18\x0e \x01(\t\"\x98\x01\n\nDhcpSubnet\x12\x11\n\tsubnet_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63idr\x18\x02 \x01(\t\x12\x12\n\ngateway_ip\x18\x03 \x01(\t\x12\x17\n\x0f\x64ns_nameservers\x18\x04 \x03(\t\x12\'\n\x0bhost_routes\x18\x05 \x03(\x0b\x32\x12.loom.v1.HostRoute\x12\x13\n\x0b\x65nable_dhcp\x18\x06 \x01(\x08\"\xea\x01\n\x0cLocalNetwork\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x17\n\x0fsegmentation_id\x18\x03 \x01(\r\x12\x0b\n\x03mtu\x18\x04 \x01(\r\x12\x14\n\x0clocalport_id\x18\x05 \x01(\t\x12\x15\n\rlocalport_tag\x18\x06 \x01(\r\x12\x15\n\rlocalport_mac\x18\x07 \x01(\t\x12\x15\n\rlocalport_ips\x18\x08 \x03(\t\x12$\n\x07subnets\x18\t \x03(\x0b\x32\x13.loom.v1.DhcpSubnet\x12\x12\n\ndns_domain\x18\n \x01(\t\"\x1a\n\x0bTunnelPeers\x12\x0b\n\x03ips\x18\x01 \x03(\t\"\xf3\x01\n\tHostState\x12\"\n\x06groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\'\n\x08networks\x18\x03 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x11\n\ttunnel_ip\x18\x04 \x01(\t\x12\x14\n\x0cmetadata_url\x18\x05 \x01(\t\x12#\n\x05peers\x18\x06 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\x12(\n\tinstances\x18\x07 \x03(\x0b\x32\x15.loom.v1.InstanceSpec\"\xca\x02\n\tHostDelta\x12)\n\rupsert_groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12\x16\n\x0eremoved_groups\x18\x02 \x03(\x04\x12(\n\x0cupsert_ports\x18\x03 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\x15\n\rremoved_ports\x18\x04 \x03(\t\x12.\n\x0fupsert_networks\x18\x05 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x18\n\x10removed_networks\x18\x06 \x03(\t\x12#\n\x05peers\x18\x07 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\x12/\n\x10upsert_instances\x18\x08 \x03(\x0b\x32\x15.loom.v1.InstanceSpec\x12\x19\n\x11removed_instances\x18\t \x03(\t\"\x98\x01\n\tPortState\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x13\n\x0bvif_present\x18\x02 \x01(\x08\x12\x0e\n\x06ofport\x18\x03 \x01(\r\x12\x17\n\x0f\x66lows_installed\x18\x04 \x01(\x08\x12\x12\n\ndhcp_ready\x18\x05 \x01(\x08\x12\x16\n\x0emetadata_ready\x18\x06 \x01(\x08\x12\x10\n\x08revision\x18\x07 \x01(\x04\"C\n\x10PortStatusReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.PortState\"\x0f\n\rPortStatusAck\"S\n\x10HeartbeatRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x18\n\x10\x61pplied_revision\x18\x02 \x01(\x04\x12\x17\n\x0f\x66lows_installed\x18\x03 \x01(\r\"\x13\n\x11HeartbeatResponse2\x90\x02\n\x0c\x41gentService\x12?\n\x08Register\x12\x18.loom.v1.RegisterRequest\x1a\x19.loom.v1.RegisterResponse\x12\x34\n\x04Sync\x12\x14.loom.v1.SyncRequest\x1a\x14.loom.v1.SyncMessage0\x01\x12\x45\n\x10ReportPortStatus\x12\x19.loom.v1.PortStatusReport\x1a\x16.loom.v1.PortStatusAck\x12\x42\n\tHeartbeat\x12\x19.loom.v1.HeartbeatRequest\x1a\x1a.loom.v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.loom.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERREQUEST']._serialized_start=71
-  _globals['_REGISTERREQUEST']._serialized_end=161
-  _globals['_REGISTERRESPONSE']._serialized_start=163
-  _globals['_REGISTERRESPONSE']._serialized_end=231
-  _globals['_SYNCREQUEST']._serialized_start=233
-  _globals['_SYNCREQUEST']._serialized_end=298
-  _globals['_SYNCMESSAGE']._serialized_start=301
-  _globals['_SYNCMESSAGE']._serialized_end=432
-  _globals['_FLOW']._serialized_start=434
-  _globals['_FLOW']._serialized_end=510
-  _globals['_FLOWGROUP']._serialized_start=512
-  _globals['_FLOWGROUP']._serialized_end=569
-  _globals['_LOCALPORT']._serialized_start=572
-  _globals['_LOCALPORT']._serialized_end=850
-  _globals['_DHCPSUBNET']._serialized_start=853
-  _globals['_DHCPSUBNET']._serialized_end=1005
-  _globals['_LOCALNETWORK']._serialized_start=1008
-  _globals['_LOCALNETWORK']._serialized_end=1242
-  _globals['_TUNNELPEERS']._serialized_start=1244
-  _globals['_TUNNELPEERS']._serialized_end=1270
-  _globals['_HOSTSTATE']._serialized_start=1273
-  _globals['_HOSTSTATE']._serialized_end=1474
-  _globals['_HOSTDELTA']._serialized_start=1477
-  _globals['_HOSTDELTA']._serialized_end=1731
-  _globals['_PORTSTATE']._serialized_start=1734
-  _globals['_PORTSTATE']._serialized_end=1886
-  _globals['_PORTSTATUSREPORT']._serialized_start=1888
-  _globals['_PORTSTATUSREPORT']._serialized_end=1955
-  _globals['_PORTSTATUSACK']._serialized_start=1957
-  _globals['_PORTSTATUSACK']._serialized_end=1972
-  _globals['_HEARTBEATREQUEST']._serialized_start=1974
-  _globals['_HEARTBEATREQUEST']._serialized_end=2057
-  _globals['_HEARTBEATRESPONSE']._serialized_start=2059
-  _globals['_HEARTBEATRESPONSE']._serialized_end=2078
-  _globals['_AGENTSERVICE']._serialized_start=2081
-  _globals['_AGENTSERVICE']._serialized_end=2353
+  _globals['_REGISTERREQUEST']._serialized_start=104
+  _globals['_REGISTERREQUEST']._serialized_end=194
+  _globals['_REGISTERRESPONSE']._serialized_start=196
+  _globals['_REGISTERRESPONSE']._serialized_end=264
+  _globals['_SYNCREQUEST']._serialized_start=266
+  _globals['_SYNCREQUEST']._serialized_end=331
+  _globals['_SYNCMESSAGE']._serialized_start=334
+  _globals['_SYNCMESSAGE']._serialized_end=465
+  _globals['_FLOW']._serialized_start=467
+  _globals['_FLOW']._serialized_end=543
+  _globals['_FLOWGROUP']._serialized_start=545
+  _globals['_FLOWGROUP']._serialized_end=602
+  _globals['_LOCALPORT']._serialized_start=605
+  _globals['_LOCALPORT']._serialized_end=883
+  _globals['_DHCPSUBNET']._serialized_start=886
+  _globals['_DHCPSUBNET']._serialized_end=1038
+  _globals['_LOCALNETWORK']._serialized_start=1041
+  _globals['_LOCALNETWORK']._serialized_end=1275
+  _globals['_TUNNELPEERS']._serialized_start=1277
+  _globals['_TUNNELPEERS']._serialized_end=1303
+  _globals['_HOSTSTATE']._serialized_start=1306
+  _globals['_HOSTSTATE']._serialized_end=1549
+  _globals['_HOSTDELTA']._serialized_start=1552
+  _globals['_HOSTDELTA']._serialized_end=1882
+  _globals['_PORTSTATE']._serialized_start=1885
+  _globals['_PORTSTATE']._serialized_end=2037
+  _globals['_PORTSTATUSREPORT']._serialized_start=2039
+  _globals['_PORTSTATUSREPORT']._serialized_end=2106
+  _globals['_PORTSTATUSACK']._serialized_start=2108
+  _globals['_PORTSTATUSACK']._serialized_end=2123
+  _globals['_HEARTBEATREQUEST']._serialized_start=2125
+  _globals['_HEARTBEATREQUEST']._serialized_end=2208
+  _globals['_HEARTBEATRESPONSE']._serialized_start=2210
+  _globals['_HEARTBEATRESPONSE']._serialized_end=2229
+  _globals['_AGENTSERVICE']._serialized_start=2232
+  _globals['_AGENTSERVICE']._serialized_end=2504
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from protos.loom.v1 import hypervisor_pb2 as _hypervisor_pb2
 from protos.loom.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -148,23 +149,25 @@ class TunnelPeers(_message.Message):
     def __init__(self, ips: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HostState(_message.Message):
-    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers")
+    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers", "instances")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
     TUNNEL_IP_FIELD_NUMBER: _ClassVar[int]
     METADATA_URL_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
     networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
     tunnel_ip: str
     metadata_url: str
     peers: TunnelPeers
-    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ...) -> None: ...
+    instances: _containers.RepeatedCompositeFieldContainer[_hypervisor_pb2.InstanceSpec]
+    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ...) -> None: ...
 
 class HostDelta(_message.Message):
-    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers")
+    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers", "upsert_instances", "removed_instances")
     UPSERT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_GROUPS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_PORTS_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +175,8 @@ class HostDelta(_message.Message):
     UPSERT_NETWORKS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_NETWORKS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    UPSERT_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_INSTANCES_FIELD_NUMBER: _ClassVar[int]
     upsert_groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     removed_groups: _containers.RepeatedScalarFieldContainer[int]
     upsert_ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
@@ -179,7 +184,9 @@ class HostDelta(_message.Message):
     upsert_networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
     removed_networks: _containers.RepeatedScalarFieldContainer[str]
     peers: TunnelPeers
-    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ...) -> None: ...
+    upsert_instances: _containers.RepeatedCompositeFieldContainer[_hypervisor_pb2.InstanceSpec]
+    removed_instances: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., upsert_instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ..., removed_instances: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PortState(_message.Message):
     __slots__ = ("port_id", "vif_present", "ofport", "flows_installed", "dhcp_ready", "metadata_ready", "revision")

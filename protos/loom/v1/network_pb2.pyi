@@ -158,7 +158,7 @@ class WatchRequest(_message.Message):
     def __init__(self, since_revision: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("revision", "type", "kind", "id", "at", "network", "subnet", "port", "instance")
+    __slots__ = ("revision", "type", "kind", "id", "at", "network", "subnet", "port", "instance", "image", "volume")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[WatchEvent.Type]
@@ -178,6 +178,8 @@ class WatchEvent(_message.Message):
     SUBNET_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
     revision: int
     type: WatchEvent.Type
     kind: str
@@ -187,7 +189,9 @@ class WatchEvent(_message.Message):
     subnet: _resources_pb2.Subnet
     port: _resources_pb2.Port
     instance: _resources_pb2.Instance
-    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., id: _Optional[str] = ..., at: _Optional[float] = ..., network: _Optional[_Union[_resources_pb2.Network, _Mapping]] = ..., subnet: _Optional[_Union[_resources_pb2.Subnet, _Mapping]] = ..., port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ..., instance: _Optional[_Union[_resources_pb2.Instance, _Mapping]] = ...) -> None: ...
+    image: _resources_pb2.Image
+    volume: _resources_pb2.Volume
+    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., id: _Optional[str] = ..., at: _Optional[float] = ..., network: _Optional[_Union[_resources_pb2.Network, _Mapping]] = ..., subnet: _Optional[_Union[_resources_pb2.Subnet, _Mapping]] = ..., port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ..., instance: _Optional[_Union[_resources_pb2.Instance, _Mapping]] = ..., image: _Optional[_Union[_resources_pb2.Image, _Mapping]] = ..., volume: _Optional[_Union[_resources_pb2.Volume, _Mapping]] = ...) -> None: ...
 
 class Agent(_message.Message):
     __slots__ = ("host", "tunnel_ip", "datapath_type", "alive", "last_seen", "applied_revision", "host_revision", "flows", "version")
