@@ -29,6 +29,14 @@ class AgentConfig:
     netns_prefix: str = ""
     metadata_secret: str = ""
     metadata_url: str = ""  # the metadata service; empty: the URL the controller sends
+    # Compute (dataplane/compute): empty libvirt_uri: this host runs no guests.
+    libvirt_uri: str = ""
+    instances_dir: Path = Path("/var/lib/loom/instances")
+    image_cache_dir: Path = Path("/var/lib/loom/image-cache")
+    virt_type: str = "auto"  # kvm, qemu (TCG), or auto: kvm when /dev/kvm works
+    shutdown_timeout: float = 60.0
+    vcpus: int = 0  # 0: what libvirt reports
+    memory_mb: int = 0
 
     @property
     def ovsdb(self) -> str:
@@ -61,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         help="shared secret signing metadata requests (or LOOM_METADATA_SECRET)",
     )
     p.add_argument("--metadata-url", default=_env("METADATA_URL"), help="metadata service URL (default: controller's)")
+    p.add_argument("--libvirt-uri", default=_env("LIBVIRT_URI"), help="libvirtd to run guests on (empty: none)")
+    p.add_argument("--instances-dir", default=_env("INSTANCES_DIR", "/var/lib/loom/instances"), help="root disks")
+    p.add_argument("--image-cache-dir", default=_env("IMAGE_CACHE_DIR", "/var/lib/loom/image-cache"))
+    p.add_argument("--virt-type", default=_env("VIRT_TYPE", "auto"), choices=("auto", "kvm", "qemu"))
+    p.add_argument("--shutdown-timeout", type=float, default=float(_env("SHUTDOWN_TIMEOUT", "60")))
+    p.add_argument("--vcpus", type=int, default=int(_env("VCPUS", "0")), help="vCPUs to offer (0: the host's)")
+    p.add_argument("--memory-mb", type=int, default=int(_env("MEMORY_MB", "0")), help="RAM to offer (0: the host's)")
     p.add_argument("--log-level", default=os.environ.get("LOOM_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     os.environ["LOOM_LOG_LEVEL"] = a.log_level
@@ -77,4 +92,11 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         netns_prefix=a.netns_prefix,
         metadata_secret=a.metadata_secret,
         metadata_url=a.metadata_url,
+        libvirt_uri=a.libvirt_uri,
+        instances_dir=Path(a.instances_dir),
+        image_cache_dir=Path(a.image_cache_dir),
+        virt_type=a.virt_type,
+        shutdown_timeout=a.shutdown_timeout,
+        vcpus=a.vcpus,
+        memory_mb=a.memory_mb,
     )

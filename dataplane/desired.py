@@ -14,7 +14,7 @@ from pathlib import Path
 from dataplane.common.files import write_atomically
 from dataplane.common.logs import get_logger
 from dataplane.contract.encode import WireFlow, group_to_proto, group_to_wire
-from protos.loom.v1 import agent_pb2
+from protos.loom.v1 import agent_pb2, hypervisor_pb2
 
 log = get_logger(__name__)
 
@@ -32,6 +32,7 @@ class DesiredState:
     tunnel_ip: str = ""
     metadata_url: str = ""
     peers: tuple[str, ...] = ()
+    instances: dict[str, hypervisor_pb2.InstanceSpec] = field(default_factory=dict)  # the guests to run
 
     def apply(self, msg: agent_pb2.SyncMessage) -> None:
         body = msg.WhichOneof("body")
@@ -51,6 +52,7 @@ class DesiredState:
         self.tunnel_ip = snap.tunnel_ip
         self.metadata_url = snap.metadata_url
         self.peers = tuple(snap.peers.ips)
+        self.instances = {i.instance_id: i for i in snap.instances}
         self.complete = True
 
     def _apply_delta(self, delta: agent_pb2.HostDelta) -> None:
@@ -68,6 +70,10 @@ class DesiredState:
             self.networks[n.network_id] = n
         if delta.HasField("peers"):
             self.peers = tuple(delta.peers.ips)
+        for iid in delta.removed_instances:
+            self.instances.pop(iid, None)
+        for i in delta.upsert_instances:
+            self.instances[i.instance_id] = i
 
     def flows(self) -> list[WireFlow]:
         return [f for group in self.groups.values() for f in group]
@@ -85,6 +91,7 @@ class DesiredState:
                 tunnel_ip=self.tunnel_ip,
                 metadata_url=self.metadata_url,
                 peers=agent_pb2.TunnelPeers(ips=self.peers),
+                instances=list(self.instances.values()),
             ),
         )
 
