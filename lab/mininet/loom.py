@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -30,6 +31,7 @@ from controller.ready_file import ControllerNotReady, clear_ready_file, wait_rea
 from dataplane.common.logs import get_logger
 from lab.mininet.config import API_PORT, LabConfig
 from lab.mininet.lab import Hypervisor, Lab, LabError, Vm
+from lab.mininet.libvirt_instance import LibvirtInstance
 from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc, resources_pb2
 
 log = get_logger(__name__)
@@ -54,9 +56,12 @@ class LabNetwork:
 class LoomLab:
     """A Lab with Loom running on it. ``start()`` returns once every agent has registered."""
 
-    def __init__(self, hypervisors: int = 3, config: LabConfig | None = None) -> None:
+    def __init__(self, hypervisors: int = 3, config: LabConfig | None = None, compute: bool = False) -> None:
         self.lab = Lab(hypervisors, config)
         self.config = self.lab.config
+        # compute: every hypervisor runs its own libvirtd and its agent boots guests (lab/mininet/compute.py)
+        self.compute_enabled = compute
+        self.libvirt: dict[str, LibvirtInstance] = {}
         self.secret = secrets.token_hex(16)
         self.controller: subprocess.Popen[bytes] | None = None
         self._controller_log = None
@@ -83,6 +88,8 @@ class LoomLab:
         t0 = time.monotonic()
         try:
             self.lab.start()
+            if self.compute_enabled:
+                self.start_libvirt()
             self.start_controller()
             if agents:
                 for hv in self.hypervisors:
@@ -99,6 +106,11 @@ class LoomLab:
                 self.lab.stop_agent(hv.name, signal.SIGTERM, timeout=10)
             except Exception as exc:
                 log.warning("agent did not stop cleanly", host=hv.name, error=str(exc))
+        for lv in self.libvirt.values():
+            try:
+                lv.stop()
+            except Exception as exc:
+                log.warning("libvirtd did not stop cleanly", host=lv.name, error=str(exc))
         self.stop_controller()
         self.api.close()
         # The lab's teardown also removes what agents leave running on purpose
@@ -131,6 +143,11 @@ class LoomLab:
             f"{ctl}:{METADATA_PORT}",
             "--ready-file",
             ready,
+            "--image-dir",
+            os.path.join(self.state_dir, "images"),
+            # The volumes' file backend: a directory "every hypervisor mounts" (here: the one disk).
+            "--volume-dir",
+            os.path.join(self.state_dir, "volumes"),
         ]
         env = {**os.environ, "LOOM_METADATA_SECRET": self.secret, "PYTHONPATH": _project_root()}
         self._controller_log = open(os.path.join(self.state_dir, "controller.log"), "ab")  # noqa: SIM115
@@ -179,7 +196,35 @@ class LoomLab:
             os.path.join(root, "run"),
             "--netns-prefix",
             f"{self.config.prefix}{hv.name}-",
+            *(self.compute_argv(hv) if self.compute_enabled else []),
         ]
+
+    # ------------------------------------------------------------ compute
+
+    SHUTDOWN_TIMEOUT = 15.0  # a guest that ignores the power button is powered off after this
+
+    def compute_argv(self, hv: Hypervisor) -> list[str]:
+        root = os.path.join(self.state_dir, hv.name)
+        return [
+            "--libvirt-uri",
+            self.libvirt[hv.name].uri,
+            "--instances-dir",
+            os.path.join(root, "instances"),
+            "--image-cache-dir",
+            os.path.join(root, "image-cache"),
+            "--virt-type",
+            "qemu",  # KVM hangs booting Linux on these machines (a HLT probe passes, so auto cannot tell)
+            "--shutdown-timeout",
+            str(self.SHUTDOWN_TIMEOUT),
+        ]
+
+    def start_libvirt(self) -> None:
+        """A libvirtd (and virtlogd) in each hypervisor's namespace, started side by side."""
+        for hv in self.hypervisors:
+            self.libvirt[hv.name] = LibvirtInstance(os.path.join(self.state_dir, hv.name), hv.netns, hv.name)
+        with ThreadPoolExecutor(len(self.hypervisors)) as pool:
+            for future in [pool.submit(lv.start) for lv in self.libvirt.values()]:
+                future.result()
 
     def start_agent(self, hv: str) -> subprocess.Popen[bytes]:
         h = self.lab.hv(hv)
