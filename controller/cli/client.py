@@ -9,7 +9,16 @@ from typing import Any
 import grpc
 
 from controller.cli.output import Column, print_json, print_table
-from protos.loom.v1 import compute_pb2, compute_pb2_grpc, network_pb2, network_pb2_grpc
+from protos.loom.v1 import (
+    compute_pb2,
+    compute_pb2_grpc,
+    image_pb2,
+    image_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+    volume_pb2,
+    volume_pb2_grpc,
+)
 
 PAGE_SIZE = 500
 
@@ -38,6 +47,14 @@ class ApiClient:
     @property
     def compute(self) -> compute_pb2_grpc.ComputeServiceStub:
         return compute_pb2_grpc.ComputeServiceStub(self.channel)
+
+    @property
+    def images(self) -> image_pb2_grpc.ImageServiceStub:
+        return image_pb2_grpc.ImageServiceStub(self.channel)
+
+    @property
+    def volumes(self) -> volume_pb2_grpc.VolumeServiceStub:
+        return volume_pb2_grpc.VolumeServiceStub(self.channel)
 
     def close(self) -> None:
         if self._channel is not None:
@@ -109,4 +126,8 @@ class Cli(ApiClient):
             return net.GetPort, net.ListPorts, network_pb2.ListPortsRequest(), "ports"
         if kind == "instance":
             return comp.GetInstance, comp.ListInstances, compute_pb2.ListInstancesRequest(), "instances"
+        if kind == "image":
+            return self.images.GetImage, self.images.ListImages, image_pb2.ListImagesRequest(), "images"
+        if kind == "volume":
+            return self.volumes.GetVolume, self.volumes.ListVolumes, volume_pb2.ListVolumesRequest(), "volumes"
         raise ValueError(kind)

@@ -28,6 +28,10 @@ def _summary(ev: network_pb2.WatchEvent) -> str:
             extra.append(f"stages={','.join(done)}")
     if ev.kind == "subnet":
         extra.append(f"cidr={obj.cidr}")
+    if ev.kind in ("instance", "volume", "image"):
+        extra.append(f"status={obj.status}")
+    if ev.kind == "instance" and obj.image_id:
+        extra.extend(f"{k}={v}" for k, v in (("task", obj.task_state), ("host", obj.host), ("fault", obj.fault)) if v)
     return " ".join(extra)
 
 
@@ -60,7 +64,10 @@ def watch(args: argparse.Namespace, cli: Cli) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=int, help="replay changes after this revision first (0: all retained)")
     parser.add_argument(
-        "--kind", action="append", choices=["network", "subnet", "port", "instance"], help="only these kinds (repeat)"
+        "--kind",
+        action="append",
+        choices=["network", "subnet", "port", "instance", "image", "volume"],
+        help="only these kinds (repeat)",
     )
     parser.add_argument("--id", default="", help="only this object")
     parser.set_defaults(handler=watch)
