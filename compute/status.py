@@ -218,8 +218,10 @@ class InstanceStatusTracker:
                 log.info("volume status", volume_id=vol.id, status=AVAILABLE, reason="its instance is gone")
 
     def forget(self, instance_id: str) -> None:
+        """The instance was deleted: its console output and any disk in transit go."""
         with self._lock:
             self.consoles.pop(instance_id, None)
+        self.transfers.discard(instance_id)
 
 
 def _end_migration(inst: Instance, fault: str = "") -> Instance:

@@ -83,7 +83,8 @@ class _Runtime:
     plugged: set[str] = field(default_factory=set)
     exported: str = ""
     fault: str = ""
-    volume_faults: dict[str, str] = field(default_factory=dict)
+    volume_faults: dict[str, str] = field(default_factory=dict)  # serial -> why attaching or detaching it failed
+    attach_failed: set[str] = field(default_factory=set)
     settled_spec: bytes = b""  # the spec it last settled on
     state: hypervisor_pb2.InstanceState | None = None
     wake_at: float | None = None
@@ -303,6 +304,7 @@ class ComputeManager:
             rt.shutdown_at = None
         if dstate is not None:
             rt.detaching = {s: t for s, t in rt.detaching.items() if s in dstate.live_volumes}
+            self._prune_volume_faults(spec, rt, dstate.live_volumes)
         paths = self._paths(spec)
         taps = {n.port_id: vif_device_name(n.port_id) for n in spec.nics}
         applied = dstate.view.applied if dstate is not None else dx.Applied()
@@ -327,6 +329,7 @@ class ComputeManager:
             exported=exported,
             shutdown_at=rt.shutdown_at,
             detaching=dict(rt.detaching),
+            attach_failed=frozenset(rt.attach_failed),
         )
         now = time.monotonic()
         action = planner.plan(spec, obs, now, self.config.shutdown_timeout, self.config.detach_timeout)
@@ -404,8 +407,11 @@ class ComputeManager:
             try:
                 self.libvirt.attach(dom, dx.device_xml(dx.volume_disk(vol)))  # type: ignore[arg-type]
             except DomainError as exc:
+                # The volume's failure, not the instance's: reported, and the controller undoes the attachment.
+                self.log.error("volume attach failed", instance_id=iid, volume_id=vol.volume_id, error=str(exc))
                 rt.volume_faults[serial] = str(exc)
-                raise
+                rt.attach_failed.add(serial)
+                return
             rt.volume_faults.pop(serial, None)
         elif step == Step.DETACH:
             disk = self.libvirt.live_disk(dom, action.volume)  # type: ignore[arg-type]
@@ -417,6 +423,19 @@ class ComputeManager:
             assert dstate is not None
             applied = dx.Applied(digest, spec.boot_generation, dstate.view.applied.power_generation)
             self.libvirt.set_applied(dom, applied, live=False)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _prune_volume_faults(spec: hypervisor_pb2.InstanceSpec, rt: _Runtime, live: frozenset[str]) -> None:
+        """A volume's fault stands while what caused it does: an attach failure while the spec still has the
+        volume and the guest does not, a detach failure while the guest still has a volume the spec dropped.
+        Once the controller has undone the request, a later one starts clean."""
+        wanted = {v.serial or dx.volume_serial(v.volume_id) for v in spec.volumes}
+        rt.attach_failed &= wanted - live
+        rt.volume_faults = {
+            s: why
+            for s, why in rt.volume_faults.items()
+            if (s in rt.attach_failed) or (s in live and s not in wanted)
+        }
 
     def _record(self, iid: str, spec: hypervisor_pb2.InstanceSpec, rt: _Runtime, obs: Observed, action: Action) -> None:
         """The instance's state as the next report will tell it."""

@@ -18,7 +18,9 @@ name the first thing that is not right yet:
    at once for a hard reboot. A guest that powered itself off stays off
    until the next start request (its power generation moves on);
 7. volumes of a running guest: hot-plug what the spec adds, unplug what it
-   drops (the guest must release it; after a timeout that is an error).
+   drops (the guest must release it; after a timeout that is an error). A
+   failed hot-plug is the volume's fault, reported for the controller to undo
+   the attachment, not the instance's.
 
 Nothing here ever stops or restarts a running guest whose spec is satisfied:
 an agent that restarts, or finds libvirtd restarted, adopts what runs.
@@ -87,6 +89,7 @@ class Observed:
     exported: str = ""  # the migration whose disk this host uploaded
     shutdown_at: float | None = None  # when this agent asked the guest to shut down
     detaching: dict[str, float] = field(default_factory=dict)  # serial -> when this agent asked to unplug it
+    attach_failed: frozenset[str] = frozenset()  # serials whose hot-plug failed (reported; not retried)
 
 
 def guest_stopped(spec: hypervisor_pb2.InstanceSpec, obs: Observed) -> bool:
@@ -157,7 +160,7 @@ def _shutdown(obs: Observed, now: float, timeout: float) -> Action:
 def _volumes(spec: hypervisor_pb2.InstanceSpec, d: DomainState, obs: Observed, now: float, timeout: float) -> Action:
     wanted = {v.serial or v.volume_id[:20]: v.volume_id for v in spec.volumes}
     for serial, volume_id in wanted.items():
-        if serial not in d.live_volumes:
+        if serial not in d.live_volumes and serial not in obs.attach_failed:
             return Action(Step.ATTACH, volume=volume_id)
     for serial in sorted(d.live_volumes - wanted.keys()):
         started = obs.detaching.get(serial)

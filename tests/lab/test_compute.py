@@ -186,6 +186,16 @@ def test_stop_start_and_reboots_keep_the_disk_delete_leaves_nothing(cloud: Cloud
         guest.wait_ready(120, since=mark)  # a new boot
         assert read_pattern(guest, "/dev/vda", 1, PATTERN_OFFSET_MIB) == digest, f"disk changed after {step}"
 
+    # A root disk that vanished behind Loom's back is reported, not replaced by a blank one.
+    c.action(loom, "StopInstance", inst.id)
+    c.wait_instance(loom, inst.id, "SHUTOFF", timeout=60)
+    disk = c.instance_dir(loom, inst.host, inst.id) / "disk"
+    disk.unlink()
+    c.action(loom, "StartInstance", inst.id)
+    failed = c.wait_instance(loom, inst.id, "ERROR", timeout=30)
+    assert "root disk is missing" in failed.fault, failed.fault
+    assert not disk.exists()
+
     host, ports = inst.host, list(c.get_instance(loom, inst.id).ports)
     c.delete_instance(loom, inst.id)
     left = cloud.wait_gone(host, inst.id, ports)

@@ -127,6 +127,12 @@ def test_volumes_hot_plug_and_unplug_on_a_running_guest() -> None:
     assert (a.step, a.volume) == (Step.FAIL, "v" * 20) and "did not release" in a.reason
 
 
+def test_a_failed_hot_plug_is_not_retried_until_the_controller_undoes_it() -> None:
+    s = spec()
+    s.volumes.add(volume_id="v" * 36, device="vdb", serial="v" * 20, driver="file", path="/x")
+    assert step(s, obs(dom("running"), attach_failed=frozenset({"v" * 20}))) == Step.DONE
+
+
 def test_migration_source_exports_the_target_imports() -> None:
     source = spec(running=False)
     source.migration.migration_id = "m1"
