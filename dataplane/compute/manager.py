@@ -432,9 +432,7 @@ class ComputeManager:
         wanted = {v.serial or dx.volume_serial(v.volume_id) for v in spec.volumes}
         rt.attach_failed &= wanted - live
         rt.volume_faults = {
-            s: why
-            for s, why in rt.volume_faults.items()
-            if (s in rt.attach_failed) or (s in live and s not in wanted)
+            s: why for s, why in rt.volume_faults.items() if (s in rt.attach_failed) or (s in live and s not in wanted)
         }
 
     def _record(self, iid: str, spec: hypervisor_pb2.InstanceSpec, rt: _Runtime, obs: Observed, action: Action) -> None:
