@@ -33,6 +33,7 @@ from pathlib import Path
 import grpc
 
 from dataplane.common import qemu_img
+from dataplane.common.constants import BR_INT
 from dataplane.common.logs import get_logger
 from dataplane.compute import domain as dx
 from dataplane.compute import planner
@@ -40,6 +41,7 @@ from dataplane.compute.hypervisor import DomainError, HypervisorDown, LibvirtHos
 from dataplane.compute.planner import Action, DomainState, Observed, Step
 from dataplane.compute.storage import DiskTransfer, ImageCache, StorageError, build_root_disk, remove_instance_dir
 from dataplane.ovs.driver import OvsDriver
+from dataplane.ovs.types import VM_ID
 from protos.loom.v1 import hypervisor_pb2, hypervisor_pb2_grpc
 from vif import link
 from vif.names import vif_device_name
@@ -485,6 +487,10 @@ class ComputeManager:
             self.libvirt.undefine(dom)
         for tap in sorted(taps):
             unplug(ifname=tap, ovsdb=self.driver)
+        # Taps plugged for a domain that never got defined (or whose XML is gone) carry the instance as vm-id.
+        for port in self.driver.list_ports(BR_INT):
+            if port.external_ids.get(VM_ID) == iid and port.iface_id:
+                unplug(port.iface_id, ovsdb=self.driver)
         remove_instance_dir(directory)
         with self._lock:
             self._consoles_sent.pop(iid, None)
