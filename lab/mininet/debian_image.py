@@ -3,8 +3,9 @@
     image = debian_image.build()        # or: python -m lab.mininet.debian_image build
     image.disk, image.kernel, image.initrd
 
-What a cloud image is, minus the bootloader (the container has no loop devices
-to install one, and Loom boots AMI-style images directly anyway):
+What a cloud image is, minus the bootloader (installing one needs a partitioned
+loop device, which this container cannot give: no partition nodes without udev;
+Loom boots AMI-style images directly, as Nova does):
 
 - a Debian 12 root file system from ``mmdebstrap`` (the mirror and suite apt
   already uses): systemd, the cloud kernel and its initramfs, cloud-init,
