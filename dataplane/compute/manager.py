@@ -252,8 +252,11 @@ class ComputeManager:
         except HypervisorDown as exc:
             self._hv_error = str(exc)
             settled = spec is not None and rt.settled_spec == spec.SerializeToString(deterministic=True)
+            # Built here before, and not seen since this agent started (it restarted while libvirtd is
+            # away): nothing is known, so nothing is reported, and its status stands.
+            unseen = spec is not None and spec.provisioned and rt.state is None
             # A guest that runs as it should is not at fault because libvirtd is away; anything to do is.
-            if not settled and spec is not None:
+            if spec is not None and not settled and not unseen:
                 self._failed(iid, rt, f"hypervisor unavailable: {exc}")
             else:
                 rt.retry_at = time.monotonic() + RETRY_MIN
