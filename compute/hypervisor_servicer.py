@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import grpc
@@ -23,6 +24,7 @@ class HypervisorServicer(hypervisor_pb2_grpc.HypervisorServiceServicer):
         self.core = core
         self.tracker = tracker
         self.transfers = transfers
+        self.epoch = uuid.uuid4().hex
 
     @maps_errors
     def Report(
@@ -31,7 +33,7 @@ class HypervisorServicer(hypervisor_pb2_grpc.HypervisorServiceServicer):
         if not request.host:
             raise invalid("host", "is required")
         self.tracker.report(request)
-        return hypervisor_pb2.HypervisorReportAck()
+        return hypervisor_pb2.HypervisorReportAck(epoch=self.epoch)
 
     def _migrating(self, host: str, instance_id: str, migration_id: str, phase: str) -> Instance:
         inst = self.core.store.get("instance", instance_id)

@@ -117,6 +117,7 @@ class ComputeManager:
         self._hv_error = ""
         self._consoles_sent: dict[str, tuple[int, int]] = {}  # instance -> (size, mtime) of the log last reported
         self._pending_consoles: dict[str, tuple[int, int]] = {}
+        self._controller_epoch = ""
         self._capacity: tuple[int, int] | None = None
 
     # ------------------------------------------------------------ life cycle
@@ -566,9 +567,17 @@ class ComputeManager:
             return
         report = self.report()
         try:
-            self.stub.Report(report, timeout=5)
+            ack = self.stub.Report(report, timeout=5)
         except grpc.RpcError as exc:
             self.log.warning("hypervisor report failed", error=str(exc.code()))
             return
         with self._lock:
+            if ack.epoch != self._controller_epoch:
+                # A controller that (re)started holds no console output: all of it goes again, at once.
+                resend = bool(self._controller_epoch)
+                self._controller_epoch = ack.epoch
+                self._consoles_sent = {}
+                if resend:
+                    self._report_wake.set()
+                return
             self._consoles_sent = self._pending_consoles

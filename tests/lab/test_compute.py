@@ -384,6 +384,8 @@ def test_guests_keep_running_when_agent_controller_or_libvirtd_restart(cloud: Cl
         time.sleep(2)
         loom.start_controller()
         loom.wait_agents()
+        # What the new controller holds in memory only, the agents send again: the consoles.
+        c.wait_console(loom, a.id, "LOOM-READY", timeout=15)
 
     def kill_libvirtd() -> None:
         loom.libvirt["hv1"].kill()

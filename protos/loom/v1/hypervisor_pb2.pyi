@@ -163,8 +163,10 @@ class HypervisorReport(_message.Message):
     def __init__(self, host: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mb: _Optional[int] = ..., hypervisor_up: _Optional[bool] = ..., error: _Optional[str] = ..., virt_type: _Optional[str] = ..., instances: _Optional[_Iterable[_Union[InstanceState, _Mapping]]] = ...) -> None: ...
 
 class HypervisorReportAck(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("epoch",)
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    epoch: str
+    def __init__(self, epoch: _Optional[str] = ...) -> None: ...
 
 class DiskChunk(_message.Message):
     __slots__ = ("host", "instance_id", "migration_id", "size", "sha256", "data")
