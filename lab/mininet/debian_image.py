@@ -18,7 +18,9 @@ Loom boots AMI-style images directly, as Nova does):
 - timers and services a short-lived guest does not need are masked, which
   saves tens of seconds of boot under TCG;
 - the root file system made without mounting anything (``mke2fs -d``, fixed
-  UUID, hash seed and times), converted to qcow2; the kernel and initrd are
+  UUID and hash seed, every file time and the file system's own set to one
+  epoch, ctimes through ``debugfs``), converted to qcow2: two builds from the
+  same packages are byte-identical; the kernel and initrd are
   uploaded as the image's ``aki`` / ``ari`` and the command line names
   ``root=/dev/vda``.
 
@@ -50,7 +52,7 @@ from lab.mininet.guest_image import cache_root
 
 log = get_logger(__name__)
 
-FORMAT = 1
+FORMAT = 3
 SUITE = "bookworm"
 ROOT_SIZE = 2 << 30  # the ext4 root file system, virtual
 FIXED_UUID = "5f0c5e1e-1d0a-4f1e-9c35-100000000001"
@@ -236,6 +238,9 @@ def build(cache: str | os.PathLike[str] | None = None, force: bool = False) -> D
             raise DebianImageError("the root file system has no /boot/vmlinuz-* or /boot/initrd.img-*")
         shutil.copyfile(kernels[-1], work / "vmlinuz")
         shutil.copyfile(initrds[-1], work / "initrd.img")
+        # Every time in the file system is the epoch (mke2fs -d copies each file's times), so two builds from
+        # the same packages give the same bytes.
+        subprocess.run(["find", str(rootfs), "-exec", "touch", "-h", "-d", f"@{EPOCH}", "{}", "+"], check=True)
         raw = work / "root.raw"
         mke2fs_env = {**env, "E2FSPROGS_FAKE_TIME": str(EPOCH)}
         proc = subprocess.run(
@@ -247,6 +252,7 @@ def build(cache: str | os.PathLike[str] | None = None, force: bool = False) -> D
         )  # fmt: skip
         if proc.returncode != 0:
             raise DebianImageError(f"mke2fs failed: {proc.stderr.strip()[-2000:]}")
+        _set_ctimes(rootfs, raw, mke2fs_env)
         qemu_img.convert(raw, "raw", work / "disk.qcow2", "qcow2")
         raw.unlink()
         shutil.rmtree(rootfs)
@@ -268,6 +274,30 @@ def build(cache: str | os.PathLike[str] | None = None, force: bool = False) -> D
         shutil.rmtree(work, ignore_errors=True)
     log.info("Debian guest built", key=k, directory=str(image.directory))
     return image
+
+
+def _set_ctimes(rootfs: Path, raw: Path, env: dict[str, str]) -> None:
+    """Every inode's ctime to the epoch: mke2fs -d copies each file's ctime, which no tool can set on the source.
+
+    debugfs writes them in place (``set_inode_field``), under the same fake time, so its own superblock
+    timestamps are the epoch too.
+    """
+    commands = [f"sif / ctime @{EPOCH}"]
+    for directory, dirs, files in os.walk(rootfs):
+        for name in dirs + files:
+            path = os.path.join(directory, name)[len(str(rootfs)) :]
+            if '"' in path or "\n" in path:
+                raise DebianImageError(f"cannot name {path!r} to debugfs")
+            commands.append(f'sif "{path}" ctime @{EPOCH}')
+    script = raw.with_name("ctimes.debugfs")
+    script.write_text("\n".join(commands) + "\n")
+    proc = subprocess.run(
+        ["debugfs", "-w", "-f", str(script), str(raw)], env=env, capture_output=True, text=True, check=False
+    )
+    failed = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("debugfs ")]
+    if proc.returncode != 0 or failed:
+        raise DebianImageError(f"debugfs failed: {(failed or [proc.stderr])[-1]}")
+    script.unlink()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
