@@ -34,6 +34,11 @@ class ControllerConfig:
     metadata_secret: str = ""  # shared with the agents' proxies, which sign each request with it
     # A gateway host that comes back takes back the routers it was active for (default off: no second outage).
     gateway_preempt: bool = False
+    image_dir: str = ""  # uploaded images; empty: "images" beside the database
+    volume_dir: str = ""  # the volumes' file backend, mounted by every hypervisor; empty: "volumes" beside the database
+
+    def state_path(self, configured: str, name: str) -> str:
+        return configured or os.path.join(os.path.dirname(os.path.abspath(self.db_path)), name)
 
 
 def parse_vni_range(text: str) -> tuple[int, int]:
@@ -86,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("LOOM_GATEWAY_PREEMPT", "") in ("1", "true", "yes"),
         help="a recovered gateway host takes its routers' SNAT back (default: it stays a backup)",
     )
+    p.add_argument("--image-dir", default=env("LOOM_IMAGE_DIR", ""), help="image store (default: beside --db)")
+    p.add_argument(
+        "--volume-dir",
+        default=env("LOOM_VOLUME_DIR", ""),
+        help="volume file backend: a directory every hypervisor mounts at the same path (default: beside --db)",
+    )
     return p
 
 
@@ -115,4 +126,6 @@ def from_args(argv: Sequence[str] | None = None) -> ControllerConfig:
         metadata_listen=args.metadata_listen,
         metadata_secret=secret,
         gateway_preempt=args.gateway_preempt,
+        image_dir=args.image_dir,
+        volume_dir=args.volume_dir,
     )

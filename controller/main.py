@@ -25,8 +25,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from compute.instance_api import InstanceApi
-from compute.servicer import ComputeServicer
+from compute.core import ComputeSettings
+from compute.service import Compute
 from controller import config as config_module
 from controller.api.convert import Presenter
 from controller.api.network_api import NetworkApi, NetworkSettings
@@ -39,8 +39,6 @@ from controller.store.base import Store, StoreError
 from controller.store.sqlite import SqliteStore
 from dataplane.common.logs import get_logger, setup_logging
 from protos.loom.v1 import (
-    compute_pb2,
-    compute_pb2_grpc,
     network_pb2,
     network_pb2_grpc,
     router_pb2,
@@ -59,7 +57,7 @@ class ControllerContext:
     config: ControllerConfig
     store: Store
     network: NetworkApi
-    compute: InstanceApi
+    compute: Compute
     presenter: Presenter
     on_start: list[Callable[[], None]] = field(default_factory=list)  # run in order before serving
     on_stop: list[Callable[[], None]] = field(default_factory=list)  # run in reverse order at stop
@@ -153,9 +151,16 @@ def build_context(config: ControllerConfig) -> ControllerContext:
         underlay_mtu=config.underlay_mtu, vni_range=config.vni_range, gateway_preempt=config.gateway_preempt
     )
     network = NetworkApi(store, settings)
-    return ControllerContext(
-        config=config, store=store, network=network, compute=InstanceApi(store), presenter=Presenter(network)
+    compute = Compute(
+        store,
+        network,
+        ComputeSettings(
+            image_dir=config.state_path(config.image_dir, "images"),
+            volume_dir=config.state_path(config.volume_dir, "volumes"),
+        ),
     )
+    presenter = Presenter(network, compute.volumes.attached_ids)
+    return ControllerContext(config=config, store=store, network=network, compute=compute, presenter=presenter)
 
 
 def build_server(
@@ -171,14 +176,13 @@ def build_server(
     )
     extras = network_extras(ctx) if network_extras is not None else None
     network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(ctx.network, ctx.presenter, extras), server)
-    compute_pb2_grpc.add_ComputeServiceServicer_to_server(ComputeServicer(ctx.compute, ctx.presenter), server)
     security_pb2_grpc.add_SecurityGroupServiceServicer_to_server(
         SecurityGroupServicer(ctx.network, ctx.presenter), server
     )
     router_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(ctx.network, ctx.presenter), server)
     names = [
         network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
-        compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name,
+        *ctx.compute.register(server, ctx.presenter),
         security_pb2.DESCRIPTOR.services_by_name["SecurityGroupService"].full_name,
         router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name,
     ]

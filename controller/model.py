@@ -189,6 +189,30 @@ class Instance(Resource):
     availability_zone: str = ""
     host: str = ""
     status: str = "ACTIVE"
+    # A booted instance (image_id set; compute/): what the API asked for ...
+    vcpus: int = 0
+    ram_mb: int = 0
+    disk_gb: int = 0
+    image_id: str = ""
+    power_on: bool = True  # the desired power state
+    power_generation: int = 0  # bumped by each change of power_on (a guest's own shutdown is told apart by it)
+    boot_generation: int = 0  # bumped by each reboot request
+    hard_reboot: bool = False  # how to carry out the last one
+    owned_ports: tuple[str, ...] = ()  # ports its creation made: deleted with it
+    migration_id: str = ""  # a cold migration in progress
+    migration_target: str = ""  # where it goes
+    migration_phase: str = ""  # "export": its host uploads the disk; "import": host is the target, fetching it
+    # ... and what its host reported (compute/status.py).
+    power_state: str = ""
+    task_state: str = ""
+    fault: str = ""
+    provisioned_host: str = ""  # where its root disk was built (or imported)
+    launched_at: float = 0.0
+
+    @property
+    def booted(self) -> bool:
+        """Loom runs its guest (it has an image); otherwise it is a record for something else's guest."""
+        return bool(self.image_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,8 +316,61 @@ class FloatingIP(Resource):
     status: str = "DOWN"
 
 
+@dataclass(frozen=True, slots=True)
+class Image(Resource):
+    """A disk image (compute/images.py): its bytes live in the controller's image directory."""
+
+    KIND: ClassVar[str] = "image"
+
+    name: str = ""
+    project_id: str = ""
+    disk_format: str = ""  # raw, qcow2, aki, ari
+    container_format: str = "bare"
+    size: int = 0
+    virtual_size: int = 0
+    sha256: str = ""
+    status: str = "active"
+    min_disk: int = 0
+    min_ram: int = 0
+    properties: tuple[tuple[str, str], ...] = ()  # (key, value), ordered
+
+    def prop(self, key: str) -> str:
+        return dict(self.properties).get(key, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Volume(Resource):
+    """A block device on a volume backend (compute/volumes.py), attached to at most one instance."""
+
+    KIND: ClassVar[str] = "volume"
+
+    name: str = ""
+    project_id: str = ""
+    size_gb: int = 0
+    image_id: str = ""
+    status: str = "available"
+    instance_id: str = ""
+    device: str = ""  # vdb, vdc, ...
+    backend: str = "file"
+    location: str = ""  # the backend's name for it (file: the path)
+    fault: str = ""
+
+
 RESOURCE_TYPES: dict[str, type[Resource]] = {
-    c.KIND: c for c in (Network, Subnet, Port, Instance, Agent, SecurityGroup, SecurityGroupRule, Router, FloatingIP)
+    c.KIND: c
+    for c in (
+        Network,
+        Subnet,
+        Port,
+        Instance,
+        Agent,
+        SecurityGroup,
+        SecurityGroupRule,
+        Router,
+        FloatingIP,
+        Image,
+        Volume,
+    )
 }
 
 

@@ -37,6 +37,7 @@ from dataplane.agent_core import AgentCore, Announcement, Flush, Rendered
 from dataplane.common.arp import gratuitous_arp
 from dataplane.common.constants import BR_INT
 from dataplane.common.logs import get_logger
+from dataplane.compute.manager import ComputeConfig, ComputeManager
 from dataplane.config import AgentConfig
 from dataplane.contract.cookie import LOOM_MARKER
 from dataplane.contract.external import external_neighbor_flow
@@ -105,6 +106,8 @@ class Agent:
             position=self._position,
             on_connected=self._on_controller_connected,
         )
+        # The guests (dataplane/compute), when this host runs any: its own threads, told what changed.
+        self.compute = _compute_manager(config, self.client.channel)
         # Inputs from other threads, guarded by _lock; _wake starts a reconcile.
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -152,6 +155,8 @@ class Agent:
         if self.neighbors is not None:
             self.neighbors.start()
         self.dhcp.start()
+        if self.compute is not None:
+            self.compute.start()
         self._connect_openflow()
         if self.core.at_start(self.desired.complete, self._switch_has_loom_flows()):
             self.log.info(
@@ -204,6 +209,8 @@ class Agent:
         self._wake.set()
 
     def _shutdown(self) -> None:
+        if self.compute is not None:
+            self.compute.stop()  # guests keep running
         self.client.stop()
         if self.tunnels is not None:
             self.tunnels.stop()
@@ -286,6 +293,11 @@ class Agent:
             retry_due = True
         if messages:
             self._external_targets()
+        if self.compute is not None:
+            if vifs_changed:
+                self.compute.vifs_present(set(self._vif_snapshot()))
+            if messages:
+                self.compute.update(self.desired.instances)
         if messages or vifs_changed or retry_due or external_changed or self.connection is None:
             self._retry_at = None
             self._reconcile()
@@ -442,6 +454,8 @@ class Agent:
         self._zones = self.core.zones(self.desired)
         if flush_before or flush_after:
             self.log.info("conntrack zones flushed", before=sorted(flush_before), after=sorted(flush_after))
+        if self.compute is not None:
+            self.compute.flows_installed(bound)
 
     def _sync_services(self) -> None:
         d = self.desired
@@ -535,6 +549,25 @@ class Agent:
         self.connection = None
         self.installer = None
         self._flows_ok_ports = set()
+
+
+def _compute_manager(config: AgentConfig, channel: object) -> ComputeManager | None:
+    if not config.libvirt_uri:
+        return None
+    return ComputeManager(
+        ComputeConfig(
+            host=config.host,
+            libvirt_uri=config.libvirt_uri,
+            instances_dir=config.instances_dir,
+            image_cache_dir=config.image_cache_dir,
+            ovsdb=config.ovsdb,
+            virt_type=config.virt_type,
+            shutdown_timeout=config.shutdown_timeout,
+            vcpus=config.vcpus,
+            memory_mb=config.memory_mb,
+        ),
+        channel,  # type: ignore[arg-type]
+    )
 
 
 def _traversable(path: os.PathLike[str] | str) -> None:

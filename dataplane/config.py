@@ -36,6 +36,14 @@ class AgentConfig:
     # Above 0: this host is a gateway (SNAT for routers whose external network it maps); higher goes first.
     gateway_priority: int = 0
     bfd: BfdSettings = field(default_factory=BfdSettings)
+    # Compute (dataplane/compute): empty libvirt_uri: this host runs no guests.
+    libvirt_uri: str = ""
+    instances_dir: Path = Path("/var/lib/loom/instances")
+    image_cache_dir: Path = Path("/var/lib/loom/image-cache")
+    virt_type: str = "auto"  # kvm, qemu (TCG), or auto: kvm when /dev/kvm works
+    shutdown_timeout: float = 60.0
+    vcpus: int = 0  # 0: what libvirt reports
+    memory_mb: int = 0
 
     @property
     def ovsdb(self) -> str:
@@ -83,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--bfd-min-tx", type=int, default=int(_env("BFD_MIN_TX", "100")), help="BFD transmit interval, ms")
     p.add_argument("--bfd-min-rx", type=int, default=int(_env("BFD_MIN_RX", "100")), help="BFD receive interval, ms")
     p.add_argument("--bfd-mult", type=int, default=int(_env("BFD_MULT", "3")), help="BFD detection multiplier")
+    p.add_argument("--libvirt-uri", default=_env("LIBVIRT_URI"), help="libvirtd to run guests on (empty: none)")
+    p.add_argument("--instances-dir", default=_env("INSTANCES_DIR", "/var/lib/loom/instances"), help="root disks")
+    p.add_argument("--image-cache-dir", default=_env("IMAGE_CACHE_DIR", "/var/lib/loom/image-cache"))
+    p.add_argument("--virt-type", default=_env("VIRT_TYPE", "auto"), choices=("auto", "kvm", "qemu"))
+    p.add_argument("--shutdown-timeout", type=float, default=float(_env("SHUTDOWN_TIMEOUT", "60")))
+    p.add_argument("--vcpus", type=int, default=int(_env("VCPUS", "0")), help="vCPUs to offer (0: the host's)")
+    p.add_argument("--memory-mb", type=int, default=int(_env("MEMORY_MB", "0")), help="RAM to offer (0: the host's)")
     p.add_argument("--log-level", default=os.environ.get("LOOM_LOG_LEVEL", "INFO"))
     a = p.parse_args(argv)
     try:
@@ -108,4 +123,11 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         bridge_mappings=mappings,
         gateway_priority=max(0, a.gateway),
         bfd=BfdSettings(a.bfd_min_tx, a.bfd_min_rx, a.bfd_mult),
+        libvirt_uri=a.libvirt_uri,
+        instances_dir=Path(a.instances_dir),
+        image_cache_dir=Path(a.image_cache_dir),
+        virt_type=a.virt_type,
+        shutdown_timeout=a.shutdown_timeout,
+        vcpus=a.vcpus,
+        memory_mb=a.memory_mb,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from dataplane.common.files import write_atomically
 from dataplane.common.logs import get_logger
 from dataplane.contract.encode import WireFlow, group_to_proto, group_to_wire
-from protos.loom.v1 import agent_pb2
+from protos.loom.v1 import agent_pb2, hypervisor_pb2
 
 log = get_logger(__name__)
 
@@ -33,6 +33,7 @@ class DesiredState:
     metadata_url: str = ""
     peers: tuple[str, ...] = ()
     l3: agent_pb2.HostL3 = field(default_factory=agent_pb2.HostL3)
+    instances: dict[str, hypervisor_pb2.InstanceSpec] = field(default_factory=dict)  # the guests to run
 
     def apply(self, msg: agent_pb2.SyncMessage) -> None:
         body = msg.WhichOneof("body")
@@ -53,6 +54,7 @@ class DesiredState:
         self.metadata_url = snap.metadata_url
         self.peers = tuple(snap.peers.ips)
         self.l3 = snap.l3
+        self.instances = {i.instance_id: i for i in snap.instances}
         self.complete = True
 
     def _apply_delta(self, delta: agent_pb2.HostDelta) -> None:
@@ -72,6 +74,10 @@ class DesiredState:
             self.peers = tuple(delta.peers.ips)
         if delta.HasField("l3"):
             self.l3 = delta.l3
+        for iid in delta.removed_instances:
+            self.instances.pop(iid, None)
+        for i in delta.upsert_instances:
+            self.instances[i.instance_id] = i
 
     def flows(self) -> list[WireFlow]:
         return [f for group in self.groups.values() for f in group]
@@ -90,6 +96,7 @@ class DesiredState:
                 metadata_url=self.metadata_url,
                 peers=agent_pb2.TunnelPeers(ips=self.peers),
                 l3=self.l3,
+                instances=list(self.instances.values()),
             ),
         )
 

@@ -14,6 +14,7 @@ binding_vif_details, an instance's ports).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -23,6 +24,7 @@ from google.protobuf.message import Message
 from controller.api.errors import invalid
 from controller.model import (
     FloatingIP,
+    Image,
     Instance,
     Network,
     Port,
@@ -31,13 +33,16 @@ from controller.model import (
     SecurityGroup,
     SecurityGroupRule,
     Subnet,
+    Volume,
 )
 from controller.store.base import Event, EventType
 from protos.loom.v1 import network_pb2, resources_pb2
 
 # The kinds the API shows (a WatchEvent can carry); the store may hold others (e.g. agents).
-PRESENTED_KINDS = ("network", "subnet", "port", "instance")  # what NetworkService.Watch streams
 ROUTER_KINDS = ("router", "floatingip")  # what RouterService.Watch streams
+SECURITY_KINDS = ("security_group", "security_group_rule")  # what SecurityGroupService.Watch streams
+# What NetworkService.Watch streams: every kind, so one watch (loomctl watch) follows everything.
+PRESENTED_KINDS = ("network", "subnet", "port", "instance", "image", "volume", *SECURITY_KINDS, *ROUTER_KINDS)
 
 _ONEOF = {"floatingip": "floating_ip"}  # kind -> its WatchEvent field, where they differ
 
@@ -100,8 +105,10 @@ class Lookups(Protocol):
 class Presenter:
     """Model objects as API messages."""
 
-    def __init__(self, lookups: Lookups) -> None:
+    def __init__(self, lookups: Lookups, volume_ids: Callable[[str], list[str]] | None = None) -> None:
         self.lookups = lookups
+        # instance id -> ids of the volumes attached to it (compute's volumes)
+        self.volume_ids = volume_ids or (lambda _instance_id: [])
 
     def network(self, n: Network) -> resources_pb2.Network:
         return resources_pb2.Network(
@@ -190,6 +197,51 @@ class Presenter:
             revision_number=i.revision_number,
             created_at=i.created_at,
             updated_at=i.updated_at,
+            flavor=resources_pb2.Flavor(vcpus=i.vcpus, ram_mb=i.ram_mb, disk_gb=i.disk_gb) if i.booted else None,
+            image_id=i.image_id,
+            power_state=i.power_state,
+            task_state=i.task_state,
+            fault=i.fault,
+            volumes=self.volume_ids(i.id) if i.booted else [],
+            launched_at=i.launched_at,
+        )
+
+    def image(self, i: Image) -> resources_pb2.Image:
+        return resources_pb2.Image(
+            id=i.id,
+            name=i.name,
+            project_id=i.project_id,
+            disk_format=i.disk_format,
+            container_format=i.container_format,
+            size=i.size,
+            virtual_size=i.virtual_size,
+            sha256=i.sha256,
+            status=i.status,
+            min_disk=i.min_disk,
+            min_ram=i.min_ram,
+            properties=dict(i.properties),
+            tag=i.tag,
+            revision_number=i.revision_number,
+            created_at=i.created_at,
+            updated_at=i.updated_at,
+        )
+
+    def volume(self, v: Volume) -> resources_pb2.Volume:
+        return resources_pb2.Volume(
+            id=v.id,
+            name=v.name,
+            project_id=v.project_id,
+            size_gb=v.size_gb,
+            image_id=v.image_id,
+            status=v.status,
+            instance_id=v.instance_id,
+            device=f"/dev/{v.device}" if v.device else "",
+            backend=v.backend,
+            fault=v.fault,
+            tag=v.tag,
+            revision_number=v.revision_number,
+            created_at=v.created_at,
+            updated_at=v.updated_at,
         )
 
     def security_group(self, g: SecurityGroup) -> resources_pb2.SecurityGroup:
@@ -301,6 +353,10 @@ class Presenter:
             return self.router(obj)
         if isinstance(obj, FloatingIP):
             return self.floating_ip(obj)
+        if isinstance(obj, Image):
+            return self.image(obj)
+        if isinstance(obj, Volume):
+            return self.volume(obj)
         raise TypeError(f"cannot present {type(obj).__name__}")
 
     def event(self, ev: Event) -> network_pb2.WatchEvent:

@@ -204,6 +204,6 @@ class ModelIndex:
         with self._lock:
             return self._vnis.allocate()
 
-    def allocate_ofport(self, host: str) -> int | None:
+    def allocate_ofport(self, host: str, exclude: Collection[int] = ()) -> int | None:
         with self._lock:
-            return self._host_ofports(host).allocate()
+            return self._host_ofports(host).allocate(exclude)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from controller.api import validation as v
@@ -38,6 +39,24 @@ log = get_logger(__name__)
 
 # Ports the L3 API creates and removes itself.
 _L3_OWNED = (OWNER_ROUTER_INTERFACE, OWNER_ROUTER_GATEWAY, OWNER_FLOATINGIP)
+
+
+@dataclass
+class Reservation:
+    """Values picked for ports not committed yet, when one request makes several (an instance's ports).
+
+    The index only learns of a value when its port is committed, so without
+    this the second port of a request could be given the first one's IP, MAC
+    or OpenFlow port number.
+    """
+
+    ips: dict[str, set[int]] = field(default_factory=dict)  # subnet id -> addresses
+    macs: dict[str, set[str]] = field(default_factory=dict)  # network id -> MACs
+    ofports: dict[str, set[int]] = field(default_factory=dict)  # host -> OpenFlow port numbers
+    # What the request must commit with its ports (a project's default security group made now), and the
+    # default groups it already picked, by project, so two ports of one request never make two.
+    extra: list[Resource] = field(default_factory=list)
+    default_groups: dict[str, str] = field(default_factory=dict)
 
 
 class PortResource(ResourceApi):
@@ -75,27 +94,54 @@ class PortResource(ResourceApi):
         return paginate(revision, objs, filters, limit, page_token)  # type: ignore[arg-type]
 
     def create(self, fields: Mapping[str, Any]) -> Port:
-        network_id = v.required("port.network_id", fields.get("network_id", ""))
-        name = v.text("port.name", fields.get("name", ""))
-        device_id = v.text("port.device_id", fields.get("device_id", ""))
-        device_owner = v.text("port.device_owner", fields.get("device_owner", ""))
-        host = v.text("port.binding_host_id", fields.get("binding_host_id", ""))
-        mac = v.mac_address("port.mac_address", fields["mac_address"]) if fields.get("mac_address") else ""
+        with self.lock:
+            reservation = Reservation()
+            port = self.prepare(fields, reservation)
+            self._commit([*reservation.extra, port])  # a default group made for it comes in the same commit
+            log.info(
+                "port created",
+                port_id=port.id,
+                network_id=port.network_id,
+                mac=port.mac_address,
+                ips=",".join(port.ips),
+                host=port.binding_host_id,
+                security_groups=",".join(port.security_groups),
+            )
+            return self._get("port", port.id)
+
+    def prepare(self, fields: Mapping[str, Any], reservation: Reservation | None = None, field: str = "port") -> Port:
+        """A new port, validated and with its MAC, IPs and ofport allocated, not committed (hold ``self.lock``).
+
+        ``field`` prefixes error messages (``instance.networks[0]`` when an instance makes the port).
+        """
+        res = reservation if reservation is not None else Reservation()
+        network_id = v.required(f"{field}.network_id", fields.get("network_id", ""))
+        name = v.text(f"{field}.name", fields.get("name", ""))
+        device_id = v.text(f"{field}.device_id", fields.get("device_id", ""))
+        device_owner = v.text(f"{field}.device_owner", fields.get("device_owner", ""))
+        host = v.text(f"{field}.binding_host_id", fields.get("binding_host_id", ""))
+        mac = v.mac_address(f"{field}.mac_address", fields["mac_address"]) if fields.get("mac_address") else ""
         requested = self._requested_ips(fields["fixed_ips"]) if fields.get("fixed_ips") else None
         with self.lock:
-            net: Network = self._get("network", network_id, "port.network_id")
-            project_id = v.text("port.project_id", fields.get("project_id", "") or net.project_id)
+            net: Network = self._get("network", network_id, f"{field}.network_id")
+            project_id = v.text(f"{field}.project_id", fields.get("project_id", "") or net.project_id)
             port_id = new_id()
+            macs = res.macs.setdefault(net.id, set())
             if mac:
                 owner = self.index.mac_owner(net.id, mac)
-                if owner is not None:
-                    raise already_exists("port.mac_address", f"{mac} is used by port {owner} on network {net.id}")
+                if owner is not None or mac in macs:
+                    holder = f"port {owner}" if owner else "another port of this request"
+                    raise already_exists(f"{field}.mac_address", f"{mac} is used by {holder} on network {net.id}")
             else:
-                mac = generate_mac(self.index.macs(net.id))
-            fixed_ips = self._assign_ips(net, port_id, requested, (), device_owner)
+                mac = generate_mac({*self.index.macs(net.id), *macs})
+            macs.add(mac)
+            fixed_ips = self._assign_ips(net, port_id, requested, (), device_owner, res.ips, field)
             port_security = bool(fields.get("port_security_enabled", net.port_security_enabled))
-            groups, pairs, extra = self.security.for_new_port(fields, project_id, device_owner, port_security)
-            port = Port(
+            groups, pairs, extra = self.security.for_new_port(
+                fields, project_id, device_owner, port_security, res.default_groups, field
+            )
+            res.extra.extend(extra)
+            return Port(
                 id=port_id,
                 name=name,
                 network_id=net.id,
@@ -105,7 +151,7 @@ class PortResource(ResourceApi):
                 device_id=device_id,
                 device_owner=device_owner,
                 binding_host_id=host,
-                binding_ofport=self._ofport_for(host) if host else 0,
+                binding_ofport=self._ofport_for(host, res, field) if host else 0,
                 admin_state_up=fields.get("admin_state_up", True),
                 port_security_enabled=port_security,
                 status=PORT_DOWN,
@@ -113,26 +159,31 @@ class PortResource(ResourceApi):
                 security_groups=groups,
                 allowed_address_pairs=pairs,
             )
-            self._commit([*extra, port])  # a default group created for it comes in the same commit
-            log.info(
-                "port created",
-                port_id=port.id,
-                network_id=net.id,
-                mac=mac,
-                ips=",".join(port.ips),
-                host=host,
-                security_groups=",".join(groups),
-            )
-            return self._get("port", port.id)
+
+    def rebound(
+        self, port: Port, host: str, reservation: Reservation | None = None, field: str = "port", **changes: Any
+    ) -> Port:
+        """``port`` bound to ``host`` (a new ofport there; empty host: unbound) with ``changes``, not committed."""
+        res = reservation if reservation is not None else Reservation()
+        updates: dict[str, Any] = dict(changes)
+        if host != port.binding_host_id:
+            updates["binding_host_id"] = host
+            updates["binding_ofport"] = self._ofport_for(host, res, field) if host else 0
+            # What the old host reached says nothing about the new one.
+            updates["status"] = PORT_DOWN
+            updates["stages"] = accepted_stages()
+        return dataclasses.replace(port, **updates)
 
     @staticmethod
     def _requested_ips(entries: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(subnet_id or "", ip or "") for subnet_id, ip in entries]
 
-    def _ofport_for(self, host: str) -> int:
-        ofport = self.index.allocate_ofport(host)
+    def _ofport_for(self, host: str, reservation: Reservation | None = None, field: str = "port") -> int:
+        taken = reservation.ofports.setdefault(host, set()) if reservation is not None else set()
+        ofport = self.index.allocate_ofport(host, taken)
         if ofport is None:
-            raise failed_precondition(f"port.binding_host_id: host {host} has no free OpenFlow port number")
+            raise failed_precondition(f"{field}.binding_host_id: host {host} has no free OpenFlow port number")
+        taken.add(ofport)
         return ofport
 
     def _assign_ips(
@@ -142,15 +193,21 @@ class PortResource(ResourceApi):
         requested: list[tuple[str, str]] | None,
         current: tuple[FixedIP, ...],
         device_owner: str,
+        picked: dict[str, set[int]] | None = None,
+        prefix: str = "port",
     ) -> tuple[FixedIP, ...]:
-        """The port's fixed IPs: one per subnet by default, else as requested (keeping current ones)."""
+        """The port's fixed IPs: one per subnet by default, else as requested (keeping current ones).
+
+        ``picked`` (subnet -> IPs) holds what this request chose already, for this port and the ones before it.
+        """
         subnet_ids = self.index.subnet_ids(net.id)
         if requested is None:
             requested = [(sid, "") for sid in subnet_ids]
-        picked: dict[str, set[int]] = {}  # subnet -> IPs chosen by this request
+        if picked is None:
+            picked = {}
         resolved: list[tuple[Subnet, int | None, str]] = []  # (subnet, ip or None, field)
         for i, (subnet_id, ip_text) in enumerate(requested):
-            field = f"port.fixed_ips[{i}]"
+            field = f"{prefix}.fixed_ips[{i}]"
             if not subnet_id and not ip_text:
                 raise invalid(field, "needs a subnet_id, an ip_address or both")
             ip = v.ipv4(f"{field}.ip_address", ip_text) if ip_text else None
@@ -244,16 +301,11 @@ class PortResource(ResourceApi):
                             f"port.fixed_ips: {fip.fixed_ip_address} has floating IP {fip.id} "
                             f"({fip.floating_ip_address}); disassociate it first"
                         )
+            host = port.binding_host_id
             if "binding_host_id" in changes:
                 host = v.text("port.binding_host_id", changes["binding_host_id"])
-                if host != port.binding_host_id:
-                    updates["binding_host_id"] = host
-                    updates["binding_ofport"] = self._ofport_for(host) if host else 0
-                    # What the old host reached says nothing about the new one.
-                    updates["status"] = PORT_DOWN
-                    updates["stages"] = accepted_stages()
             self.security.check_update(port, changes, updates)
-            new = dataclasses.replace(port, **updates)
+            new = self.rebound(port, host, **updates)
             if new != port:
                 self._commit([new])
                 log.info("port updated", port_id=port_id, fields=",".join(sorted(changes)))

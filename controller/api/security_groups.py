@@ -371,22 +371,37 @@ class PortSecurity:
         return tuple(out)
 
     def for_new_port(
-        self, fields: Mapping[str, Any], project_id: str, device_owner: str, port_security: bool
+        self,
+        fields: Mapping[str, Any],
+        project_id: str,
+        device_owner: str,
+        port_security: bool,
+        defaults_made: dict[str, str] | None = None,
+        field: str = "port",
     ) -> tuple[tuple[str, ...], tuple[AddressPair, ...], list[Resource]]:
-        """(groups, address pairs, objects to commit with the port: a default group created now). Hold the lock."""
-        pairs = address_pairs("port.allowed_address_pairs", fields.get("allowed_address_pairs", ()))
+        """(groups, address pairs, objects to commit with the port: a default group created now). Hold the lock.
+
+        ``defaults_made``: project -> default group id this request already makes (one request can make
+        several ports, e.g. an instance's): those are used, not made again; a group made now is added.
+        """
+        pairs = address_pairs(f"{field}.allowed_address_pairs", fields.get("allowed_address_pairs", ()))
         puts: list[Resource] = []
+        made = defaults_made if defaults_made is not None else {}
         if fields.get("security_groups"):
-            groups = self.check_groups("port.security_groups", fields["security_groups"], project_id)
+            groups = self.check_groups(f"{field}.security_groups", fields["security_groups"], project_id)
         elif fields.get("no_security_groups") or not port_security or device_owner.startswith("network:"):
             groups = ()
+        elif project_id in made:
+            groups = (made[project_id],)
         else:
             default, puts = self.groups.default_group(project_id)
+            if puts:
+                made[project_id] = default.id
             groups = (default.id,)
         if not port_security and groups:
-            raise invalid("port.security_groups", "a port without port security has no security groups")
+            raise invalid(f"{field}.security_groups", "a port without port security has no security groups")
         if not port_security and pairs:
-            raise invalid("port.allowed_address_pairs", "a port without port security has no allowed address pairs")
+            raise invalid(f"{field}.allowed_address_pairs", "a port without port security has no allowed address pairs")
         return groups, pairs, puts
 
     def check_update(self, port: Port, changes: Mapping[str, Any], updates: dict[str, Any]) -> None:

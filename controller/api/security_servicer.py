@@ -7,12 +7,10 @@ from collections.abc import Iterator
 import grpc
 
 from controller.api import watch as watching
-from controller.api.convert import Presenter, create_fields, update_changes
+from controller.api.convert import SECURITY_KINDS, Presenter, create_fields, update_changes
 from controller.api.network_api import NetworkApi
 from controller.api.status import maps_errors
 from protos.loom.v1 import network_pb2, resources_pb2, security_pb2, security_pb2_grpc
-
-WATCHED_KINDS = ("security_group", "security_group_rule")
 
 
 class SecurityGroupServicer(security_pb2_grpc.SecurityGroupServiceServicer):
@@ -105,4 +103,4 @@ class SecurityGroupServicer(security_pb2_grpc.SecurityGroupServiceServicer):
     def Watch(
         self, request: network_pb2.WatchRequest, context: grpc.ServicerContext
     ) -> Iterator[network_pb2.WatchEvent]:
-        return watching.watch(self.api.store, self.present, request, context, WATCHED_KINDS)
+        return watching.watch(self.api.store, self.present, request, context, SECURITY_KINDS)

@@ -12,12 +12,16 @@ from controller.cli.output import Column, print_json, print_table
 from protos.loom.v1 import (
     compute_pb2,
     compute_pb2_grpc,
+    image_pb2,
+    image_pb2_grpc,
     network_pb2,
     network_pb2_grpc,
     router_pb2,
     router_pb2_grpc,
     security_pb2,
     security_pb2_grpc,
+    volume_pb2,
+    volume_pb2_grpc,
 )
 
 PAGE_SIZE = 500
@@ -55,6 +59,14 @@ class ApiClient:
     @property
     def routers(self) -> router_pb2_grpc.RouterServiceStub:
         return router_pb2_grpc.RouterServiceStub(self.channel)
+
+    @property
+    def images(self) -> image_pb2_grpc.ImageServiceStub:
+        return image_pb2_grpc.ImageServiceStub(self.channel)
+
+    @property
+    def volumes(self) -> volume_pb2_grpc.VolumeServiceStub:
+        return volume_pb2_grpc.VolumeServiceStub(self.channel)
 
     def close(self) -> None:
         if self._channel is not None:
@@ -139,4 +151,8 @@ class Cli(ApiClient):
         if kind == "router":
             r = self.routers
             return r.GetRouter, r.ListRouters, router_pb2.ListRoutersRequest(), "routers"
+        if kind == "image":
+            return self.images.GetImage, self.images.ListImages, image_pb2.ListImagesRequest(), "images"
+        if kind == "volume":
+            return self.volumes.GetVolume, self.volumes.ListVolumes, volume_pb2.ListVolumesRequest(), "volumes"
         raise ValueError(kind)

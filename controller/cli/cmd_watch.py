@@ -8,6 +8,7 @@ import sys
 
 import grpc
 
+from controller.api.convert import PRESENTED_KINDS
 from controller.cli.client import Cli
 from controller.cli.output import timestamp, to_dict
 from controller.cli.registry import CommandGroup
@@ -30,6 +31,10 @@ def _summary(ev: network_pb2.WatchEvent) -> str:
         extra.append(f"cidr={obj.cidr}")
     if ev.kind == "security_group_rule":
         extra.append(f"group={obj.security_group_id} {obj.direction} {obj.protocol or 'any'}")
+    if ev.kind in ("instance", "volume", "image"):
+        extra.append(f"status={obj.status}")
+    if ev.kind == "instance" and obj.image_id:
+        extra.extend(f"{k}={v}" for k, v in (("task", obj.task_state), ("host", obj.host), ("fault", obj.fault)) if v)
     return " ".join(extra)
 
 
@@ -64,7 +69,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kind",
         action="append",
-        choices=["network", "subnet", "port", "instance", "security_group", "security_group_rule"],
+        choices=list(PRESENTED_KINDS),
         help="only these kinds (repeat)",
     )
     parser.add_argument("--id", default="", help="only this object")

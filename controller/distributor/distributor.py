@@ -25,7 +25,7 @@ from controller.distributor.hoststate import DeltaBuilder, HostRecord, merge_del
 from controller.model import Agent, Port, Resource
 from controller.store.base import Event, EventType, Store
 from dataplane.common.logs import get_logger
-from protos.loom.v1 import agent_pb2
+from protos.loom.v1 import agent_pb2, hypervisor_pb2
 
 log = get_logger(__name__)
 
@@ -57,6 +57,20 @@ class DistributorStats:
     last_batch_cpu_seconds: float = 0.0
 
 
+class InstanceSource(Protocol):
+    """Per-host desired state beyond the compiled flows: the guests each host runs (compute/spec.py).
+
+    Specs are not compiled from the topology: the source reads them from the
+    store as it is now, and says which (host, instance) pairs an event may touch.
+    """
+
+    def affected(self, ev: Event) -> dict[str, set[str]]: ...
+
+    def instance_ids(self, host: str) -> set[str]: ...
+
+    def spec(self, host: str, instance_id: str) -> hypervisor_pb2.InstanceSpec | None: ...
+
+
 class PortListener(Protocol):
     """Told about ports as the distributor compiles them (for port stages)."""
 
@@ -75,9 +89,11 @@ class Distributor:
         store: Store,
         topology: Topology,
         listener: PortListener | None = None,
+        instances: InstanceSource | None = None,
     ) -> None:
         self.store = store
         self.topo = topology
+        self.instances = instances
         self.epoch = uuid.uuid4().hex
         self.records: dict[str, HostRecord] = {}
         self.lock = threading.RLock()
@@ -213,7 +229,11 @@ class Distributor:
         registered: dict[str, list[str]] = {}  # hosts whose agent just registered -> their ports
         with self.lock:
             dirty: HostGroups = {}
+            guests: dict[str, set[str]] = {}  # host -> instances whose spec to recompute
             for ev in events:
+                if self.instances is not None:
+                    for host, ids in self.instances.affected(ev).items():
+                        guests.setdefault(host, set()).update(ids)
                 # Live events carry the object before the change; the topology holds bound ports only.
                 old = None if ev.type == EventType.CREATED else ev.old
                 new = None if ev.type == EventType.DELETED else ev.obj
@@ -238,8 +258,8 @@ class Distributor:
                     _merge(dirty, FEATURES.affected(self.topo, None, new))
                 _merge(dirty, FEATURES.membership(self.topo, self.topo.take_membership_changes()))
             revision = events[-1].revision
-            for host, d in dirty.items():
-                compiled_ports.extend(self._recompile(host, d, revision))
+            for host in dirty.keys() | guests.keys():
+                compiled_ports.extend(self._recompile(host, dirty.get(host, set()), revision, guests.get(host)))
             st = self.stats
             st.batches += 1
             st.events += len(events)
@@ -262,11 +282,14 @@ class Distributor:
     def _full_compile(self, host: str) -> list[str]:
         return self._recompile(host, {ALL_GROUPS}, self.revision or self._start_revision)
 
-    def _recompile(self, host: str, keys: set[GroupKey], revision: int) -> list[str]:
+    def _recompile(
+        self, host: str, keys: set[GroupKey], revision: int, instance_ids: set[str] | None = None
+    ) -> list[str]:
         """Recompile ``keys`` on ``host``; log and push the delta. Returns newly compiled local ports.
 
         A dirty ("port", id) group also recomputes that port's local spec, a dirty
         ("network", id) group that network's localport spec: they read the same objects.
+        ``instance_ids``: instances whose spec to recompute too (all of the host's on a full compile).
         """
         topo = self.topo
         rec = self.records.get(host)
@@ -274,10 +297,13 @@ class Distributor:
         if rec is None:
             rec = self.records[host] = HostRecord(host, revision=revision, log_floor=revision)
         builder = DeltaBuilder(rec)
+        guests = set(instance_ids or ())
         if created or ALL_GROUPS in keys:
             keys = set(FEATURES.host_groups(topo, host)) | set(rec.groups)
             port_ids = set(topo.vif_ports_by_host.get(host, {})) | set(rec.ports)
             net_ids = topo.networks_of_host(host) | set(rec.networks)
+            if self.instances is not None:
+                guests = self.instances.instance_ids(host) | set(rec.instances)
         else:
             port_ids = {oid for kind, oid in keys if kind == "port"}
             net_ids = {oid for kind, oid in keys if kind == "network"}
@@ -293,6 +319,9 @@ class Distributor:
             builder.set_network(net_id, local_network_spec(topo, net_id) if present else None)
         builder.set_peers(host_peers(topo, host))
         builder.set_l3(host_l3_spec(topo, host))
+        if self.instances is not None:
+            for iid in guests:
+                builder.set_instance(iid, self.instances.spec(host, iid))
         local = topo.vif_ports_by_host.get(host, {})
         compiled = [k[1] for k in builder.changed_groups if k[0] == "port" and k[1] in local]
         if builder.empty():

@@ -1,7 +1,8 @@
 """Per-host compiled state, its deltas, and their protobuf form.
 
 A :class:`HostRecord` holds what the controller last compiled for one host:
-flow groups keyed by owner, the local ports and the local networks. Applying a
+flow groups keyed by owner, the local ports, the local networks and the guests
+(instance specs, from compute). Applying a
 recompiled part yields a ``HostDelta`` that is logged (so a reconnecting agent
 can catch up) and pushed to the host's open Sync streams.
 """
@@ -17,11 +18,11 @@ from controller.compiler.host import GroupKey, LocalNetworkSpec, LocalPortSpec
 from controller.compiler.l3spec import HostL3Spec
 from dataplane.contract import encode
 from dataplane.contract.flow import Flow
-from protos.loom.v1 import agent_pb2, resources_pb2
+from protos.loom.v1 import agent_pb2, hypervisor_pb2, resources_pb2
 
 DELTA_LOG_LENGTH = 512
 
-Spec = TypeVar("Spec", LocalPortSpec, LocalNetworkSpec)
+Spec = TypeVar("Spec", LocalPortSpec, LocalNetworkSpec, hypervisor_pb2.InstanceSpec)
 
 
 @dataclass
@@ -34,6 +35,7 @@ class HostRecord:
     networks: dict[str, LocalNetworkSpec] = field(default_factory=dict)
     peers: tuple[str, ...] = ()
     l3: HostL3Spec = field(default_factory=HostL3Spec)
+    instances: dict[str, hypervisor_pb2.InstanceSpec] = field(default_factory=dict)  # the guests it runs
     # Every delta after log_floor is in log, oldest first.
     log: deque[tuple[int, agent_pb2.HostDelta]] = field(default_factory=lambda: deque(maxlen=DELTA_LOG_LENGTH))
     log_floor: int = 0
@@ -62,6 +64,8 @@ class DeltaBuilder:
     removed_keys: set[GroupKey] = field(default_factory=set)
     peers_changed: bool = False
     l3_changed: bool = False
+    upserted_instances: list[str] = field(default_factory=list)
+    removed_instances: list[str] = field(default_factory=list)
 
     @property
     def changed_groups(self) -> set[GroupKey]:
@@ -89,6 +93,9 @@ class DeltaBuilder:
     def set_network(self, network_id: str, spec: LocalNetworkSpec | None) -> None:
         _put(self.record.networks, network_id, spec, self.upserted_networks, self.removed_networks)
 
+    def set_instance(self, instance_id: str, spec: hypervisor_pb2.InstanceSpec | None) -> None:
+        _put(self.record.instances, instance_id, spec, self.upserted_instances, self.removed_instances)
+
     def set_peers(self, peers: tuple[str, ...]) -> None:
         if peers != self.record.peers:
             self.record.peers = peers
@@ -109,6 +116,8 @@ class DeltaBuilder:
             or self.removed_ports
             or self.upserted_networks
             or self.removed_networks
+            or self.upserted_instances
+            or self.removed_instances
         )
 
     def to_proto(self) -> agent_pb2.HostDelta:
@@ -122,6 +131,8 @@ class DeltaBuilder:
             removed_networks=self.removed_networks,
             peers=agent_pb2.TunnelPeers(ips=rec.peers) if self.peers_changed else None,
             l3=l3_to_proto(rec.l3) if self.l3_changed else None,
+            upsert_instances=[rec.instances[i] for i in self.upserted_instances],
+            removed_instances=self.removed_instances,
         )
 
 
@@ -132,7 +143,10 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
     networks: dict[str, agent_pb2.LocalNetwork | None] = {}
     peers: agent_pb2.TunnelPeers | None = None
     l3: agent_pb2.HostL3 | None = None
+    instances: dict[str, hypervisor_pb2.InstanceSpec | None] = {}
     for d in deltas:
+        instances.update(dict.fromkeys(d.removed_instances))
+        instances.update((i.instance_id, i) for i in d.upsert_instances)
         groups.update(dict.fromkeys(d.removed_groups))
         groups.update((g.cookie, g) for g in d.upsert_groups)
         ports.update(dict.fromkeys(d.removed_ports))
@@ -152,6 +166,8 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
         removed_networks=[i for i, n in networks.items() if n is None],
         peers=peers,
         l3=l3,
+        upsert_instances=[i for i in instances.values() if i is not None],
+        removed_instances=[k for k, i in instances.items() if i is None],
     )
 
 
@@ -240,6 +256,7 @@ def snapshot_to_proto(rec: HostRecord, tunnel_ip: str, metadata_url: str) -> age
         tunnel_ip=tunnel_ip,
         metadata_url=metadata_url,
         peers=agent_pb2.TunnelPeers(ips=rec.peers),
+        instances=list(rec.instances.values()),
         l3=l3_to_proto(rec.l3),
     )
 

@@ -45,6 +45,13 @@ def lab_config(args: argparse.Namespace) -> LabConfig:
     return LabConfig(hypervisors=args.hypervisors, prefix=args.prefix, mgmt_cidr=args.mgmt_cidr)
 
 
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    add_lab_arguments(parser)
+    parser.add_argument(
+        "--no-guests", action="store_true", help="namespace VMs only (no libvirtd, no qemu guests through the API)"
+    )
+
+
 def describe(lab: Lab) -> str:
     """How to reach each hypervisor of a bare lab, for humans."""
     return bare_guide(LabAddresses(lab.config, tuple(lab.hypervisors)), lab.started_in or 0)
@@ -82,7 +89,7 @@ def run_up(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from lab.mininet.demo import run_demo as demo  # imports the controller's client stubs
 
-    return demo(args.hypervisors, args.prefix, args.mgmt_cidr)
+    return demo(args.hypervisors, args.prefix, args.mgmt_cidr, guests=not args.no_guests)
 
 
 def add_clean_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +110,7 @@ def run_clean(args: argparse.Namespace) -> int:
 Runner = Callable[[argparse.Namespace], int]
 SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Runner]] = {
     "up": ("start Loom on the lab and keep it running until Ctrl-C", add_up_arguments, run_up),
-    "demo": ("Loom end to end on the lab: DHCP, metadata and a connectivity matrix", add_lab_arguments, run_demo),
+    "demo": ("Loom end to end on the lab: DHCP, metadata and a connectivity matrix", add_demo_arguments, run_demo),
     "clean": ("remove leftovers of earlier lab runs (only names with the lab prefix)", add_clean_arguments, run_clean),
 }
 

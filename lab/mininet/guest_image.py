@@ -58,12 +58,21 @@ VIRTIO_MODULES = (
     "failover",
     "net_failover",
     "virtio_net",
+    # The root disk and volumes (hot-plugged through ACPI PCI hotplug, which the kernel has built in).
+    "virtio_blk",
+    # The ACPI power button (libvirt's graceful shutdown) as an input event for busybox acpid.
+    "evdev",
+    "button",
 )
 
 # Markers the host looks for on the serial console.
 LEASE_MARKER = "LOOM-LEASE"
 READY_MARKER = "LOOM-READY"
 NO_LEASE_MARKER = "LOOM-NO-LEASE"
+HOSTNAME_MARKER = "LOOM-HOSTNAME"
+USERDATA_START_MARKER = "LOOM-USERDATA-START"
+USERDATA_EXIT_MARKER = "LOOM-USERDATA-EXIT"
+POWEROFF_MARKER = "LOOM-POWEROFF"
 
 INIT = f"""#!/bin/sh
 # PID 1 of the Loom test guest: drivers, DHCP, then a shell on the serial port for the host.
@@ -80,8 +89,15 @@ ip link set lo up
 i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done
 ip link set eth0 up
+# The power button (libvirt's graceful shutdown) powers the guest off, as acpid does on a cloud image.
+acpid -c /etc/acpi -l /tmp/acpid.log
+[ -e /sys/block/vda ] && echo "LOOM-DISK vda sectors=$(cat /sys/block/vda/size)"
 # -O asks for the options a cloud image asks for; the script applies the lease and prints it.
 udhcpc -i eth0 -s /etc/udhcpc.sh -O mtu -O staticroutes -t 10 -T 1 -A 1 -n -q || echo "{NO_LEASE_MARKER}"
+# What cloud-init (or CirrOS's init) does, in the background: hostname and user data from the metadata service.
+if [ -n "$(ip route show 169.254.169.254)" ]; then
+    /etc/cloud-init.sh </dev/null >/dev/ttyS0 2>&1 &
+fi
 # The host drives the guest through the serial port: no echo, no line editing, no CR/LF games.
 # The shell reads the port as its script, so it is not interactive (no prompt, no line editor),
 # and commands get /dev/null as stdin: one that reads stdin cannot eat the commands after it.
@@ -114,6 +130,31 @@ bound|renew)
     ;;
 esac
 exit 0
+"""
+
+
+CLOUD_INIT = f"""#!/bin/sh
+# The Loom test guest's cloud-init: the hostname and the user data (a script) from 169.254.169.254.
+meta() {{
+    printf 'GET %s HTTP/1.0\\r\\nHost: 169.254.169.254\\r\\nConnection: close\\r\\n\\r\\n' "$1" \\
+        | nc -w 10 169.254.169.254 80 | tr -d '\\r' > /tmp/meta.reply 2>/dev/null || return 1
+    head -n 1 /tmp/meta.reply | grep -q ' 200 ' || return 1
+    sed '1,/^$/d' /tmp/meta.reply
+}}
+name=$(meta /latest/meta-data/hostname) && hostname "${{name%%.*}}" && echo "{HOSTNAME_MARKER} $(hostname)"
+if meta /openstack/latest/user_data > /tmp/user-data && [ "$(head -c 2 /tmp/user-data)" = "#!" ]; then
+    chmod +x /tmp/user-data
+    echo "{USERDATA_START_MARKER}"
+    /tmp/user-data
+    echo "{USERDATA_EXIT_MARKER} $?"
+fi
+"""
+
+POWER_BUTTON = f"""#!/bin/sh
+# busybox acpid runs this on the ACPI power button.
+echo "{POWEROFF_MARKER}" > /dev/ttyS0
+sync
+poweroff -f
 """
 
 
@@ -197,7 +238,12 @@ def find_inputs(kernel: str | None = None, busybox: str = BUSYBOX) -> GuestInput
     if not os.path.exists(busybox):
         raise GuestImageError(f"{busybox} not found: install busybox-static")
     modules = tuple((name, _module_file(version, name)) for name in VIRTIO_MODULES)
-    files = {"init": INIT, "etc/udhcpc.sh": UDHCPC_SCRIPT}
+    files = {
+        "init": INIT,
+        "etc/udhcpc.sh": UDHCPC_SCRIPT,
+        "etc/cloud-init.sh": CLOUD_INIT,
+        "etc/acpi/PWRF/00000080": POWER_BUTTON,
+    }
     return GuestInputs(Path(kernel), version, modules, Path(busybox), files)
 
 
@@ -252,7 +298,11 @@ def _module_bytes(path: Path) -> bytes:
 def initramfs(inputs: GuestInputs) -> bytes:
     """The gzip-compressed initramfs for ``inputs``; identical bytes for identical inputs."""
     cpio = _Cpio()
-    for d in ("bin", "dev", "etc", "lib", "lib/modules", "proc", "run", "sys", "tmp"):
+    dirs = {"bin", "dev", "etc", "lib", "lib/modules", "proc", "run", "sys", "tmp"}
+    for path in inputs.files:
+        parts = path.split("/")[:-1]
+        dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    for d in sorted(dirs):
         cpio.directory(d)
     cpio.file("bin/busybox", inputs.busybox.read_bytes(), 0o755)
     for applet in _busybox_applets(inputs.busybox):

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
@@ -31,6 +32,7 @@ from dataplane.common.logs import get_logger
 from lab.mininet.config import API_PORT, EXTERNAL_NIC, LabConfig
 from lab.mininet.external import ExternalWorld
 from lab.mininet.lab import Hypervisor, Lab, LabError, Vm
+from lab.mininet.libvirt_instance import LibvirtInstance
 from protos.loom.v1 import (
     compute_pb2,
     compute_pb2_grpc,
@@ -71,15 +73,19 @@ class LoomLab:
         external: bool = False,
         gateways: Mapping[str, int] | None = None,
         agent_args: Sequence[str] = (),
+        compute: bool = False,
     ) -> None:
         """``external``: every agent maps physical network "external" to br-ext holding its ext0, and the
         lab's external network gets its upstream router and internet server; ``gateways``: host -> the
-        ``--gateway`` priority of its agent."""
+        ``--gateway`` priority of its agent; ``compute``: every hypervisor runs its own libvirtd and its
+        agent boots guests (lab/mininet/libvirt_instance.py)."""
         self.lab = Lab(hypervisors, config)
         self.config = self.lab.config
         self.external: ExternalWorld | None = ExternalWorld(self.lab) if external else None
         self.gateways = dict(gateways or {})
         self.agent_args = tuple(agent_args)
+        self.compute_enabled = compute
+        self.libvirt: dict[str, LibvirtInstance] = {}
         self.secret = secrets.token_hex(16)
         self.controller: subprocess.Popen[bytes] | None = None
         self._controller_log = None
@@ -108,6 +114,8 @@ class LoomLab:
             self.lab.start()
             if self.external is not None:
                 self.external.start()
+            if self.compute_enabled:
+                self.start_libvirt()
             self.start_controller()
             if agents:
                 for hv in self.hypervisors:
@@ -124,6 +132,11 @@ class LoomLab:
                 self.lab.stop_agent(hv.name, signal.SIGTERM, timeout=10)
             except Exception as exc:
                 log.warning("agent did not stop cleanly", host=hv.name, error=str(exc))
+        for lv in self.libvirt.values():
+            try:
+                lv.stop()
+            except Exception as exc:
+                log.warning("libvirtd did not stop cleanly", host=lv.name, error=str(exc))
         self.stop_controller()
         self.api.close()
         # The lab's teardown also removes what agents leave running on purpose
@@ -156,6 +169,11 @@ class LoomLab:
             f"{ctl}:{METADATA_PORT}",
             "--ready-file",
             ready,
+            "--image-dir",
+            os.path.join(self.state_dir, "images"),
+            # The volumes' file backend: a directory "every hypervisor mounts" (here: the one disk).
+            "--volume-dir",
+            os.path.join(self.state_dir, "volumes"),
         ]
         env = {**os.environ, "LOOM_METADATA_SECRET": self.secret, "PYTHONPATH": _project_root()}
         self._controller_log = open(os.path.join(self.state_dir, "controller.log"), "ab")  # noqa: SIM115
@@ -206,8 +224,36 @@ class LoomLab:
             f"{self.config.prefix}{hv.name}-",
             *(["--bridge-mappings", f"external:br-ext:{EXTERNAL_NIC}"] if self.external is not None else []),
             *(["--gateway", str(self.gateways[hv.name])] if hv.name in self.gateways else []),
+            *(self.compute_argv(hv) if self.compute_enabled else []),
             *self.agent_args,
         ]
+
+    # ------------------------------------------------------------ compute
+
+    SHUTDOWN_TIMEOUT = 15.0  # a guest that ignores the power button is powered off after this
+
+    def compute_argv(self, hv: Hypervisor) -> list[str]:
+        root = os.path.join(self.state_dir, hv.name)
+        return [
+            "--libvirt-uri",
+            self.libvirt[hv.name].uri,
+            "--instances-dir",
+            os.path.join(root, "instances"),
+            "--image-cache-dir",
+            os.path.join(root, "image-cache"),
+            "--virt-type",
+            "qemu",  # KVM hangs booting Linux on these machines (a HLT probe passes, so auto cannot tell)
+            "--shutdown-timeout",
+            str(self.SHUTDOWN_TIMEOUT),
+        ]
+
+    def start_libvirt(self) -> None:
+        """A libvirtd (and virtlogd) in each hypervisor's namespace, started side by side."""
+        for hv in self.hypervisors:
+            self.libvirt[hv.name] = LibvirtInstance(os.path.join(self.state_dir, hv.name), hv.netns, hv.name)
+        with ThreadPoolExecutor(len(self.hypervisors)) as pool:
+            for future in [pool.submit(lv.start) for lv in self.libvirt.values()]:
+                future.result()
 
     def start_agent(self, hv: str) -> subprocess.Popen[bytes]:
         h = self.lab.hv(hv)

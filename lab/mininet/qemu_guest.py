@@ -70,17 +70,147 @@ class HttpReply:
 
 
 @dataclass
-class QemuGuest:
-    """One running qemu; ``stop()`` (or leaving the ``with``) kills it and removes its files."""
+class SerialConsole:
+    """A guest's serial port: its log, and the shell the Loom test guest serves on it (through a unix socket).
+
+    Works for any guest whose serial port is a unix socket logged to a file: a
+    qemu started here (``QemuGuest``) or a domain libvirt started for an
+    instance (``lab/mininet/compute.py``).
+    """
 
     name: str
-    proc: subprocess.Popen[bytes]
-    workdir: Path
     console_log: Path
     socket_path: Path
-    _sock: socket.socket | None = None
-    _buffer: bytes = b""
-    _seq: int = 0
+    _sock: socket.socket | None = field(default=None, repr=False)
+    _buffer: bytes = field(default=b"", repr=False)
+    _seq: int = field(default=0, repr=False)
+
+    def _check_alive(self) -> None:
+        """Raise GuestError if the guest is known to be gone (subclasses know how to tell)."""
+
+    def close(self) -> None:
+        """Drop the connection to the serial port (the next command opens a new one: after a reboot, say)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._buffer = b""
+
+    # ------------------------------------------------------------ boot
+
+    def console(self, since: int = 0) -> str:
+        """Everything the guest printed on its serial port so far (from byte ``since`` of the log)."""
+        try:
+            with open(self.console_log, "rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def mark(self) -> int:
+        """Where the console log ends now: pass it as ``since`` to look only at what comes next (a reboot)."""
+        try:
+            return self.console_log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def wait_ready(self, timeout: float = 60.0, since: int = 0) -> str:
+        """Until the guest has its DHCP answer (or gave up) and serves its shell; returns the console so far."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.console(since)
+            if READY_MARKER in text:
+                return text
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise GuestError(f"guest {self.name} not ready after {timeout} s; console:\n{text[-2000:]}")
+            time.sleep(0.1)
+
+    def wait_lease(self, timeout: float = 60.0, since: int = 0) -> Lease:
+        """The lease the guest applied at boot; GuestError if it got none."""
+        text = self.wait_ready(timeout, since)
+        found = _LEASE.findall(text)
+        if not found or NO_LEASE_MARKER in text:
+            raise GuestError(f"guest {self.name} got no DHCP lease; console:\n{text[-2000:]}")
+        return Lease.parse(found[-1])
+
+    # ------------------------------------------------------------ shell
+
+    def _connect(self, timeout: float) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(self.socket_path))
+                self._sock = sock
+                return sock
+            except (FileNotFoundError, ConnectionRefusedError):
+                sock.close()
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise GuestError(f"guest {self.name}: console socket {self.socket_path} never opened") from None
+                time.sleep(0.05)
+
+    def run(self, command: str, timeout: float = 30.0) -> tuple[int, str]:
+        """Run ``command`` in the guest's shell; its exit status and output (stdout and stderr)."""
+        sock = self._connect(timeout)
+        try:
+            sock.getpeername()
+        except OSError:  # the guest's qemu was restarted: a new socket
+            self.close()
+            sock = self._connect(timeout)
+        self._seq += 1
+        marker = f"@@loom-end-{self._seq}@@"
+        end = re.compile(rf"{marker}(\d+)@@".encode())
+        # $? is expanded by the guest's shell, so the marker with a number in it only appears in the output.
+        # (The guest's shell gives commands /dev/null as stdin and the serial port as stdout and stderr.)
+        sock.sendall(f'{command}\necho "{marker}$?@@"\n'.encode())
+        deadline = time.monotonic() + timeout
+        while (m := end.search(self._buffer)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise GuestError(f"guest {self.name}: `{command}` did not finish in {timeout} s")
+            sock.settimeout(min(remaining, 1.0))
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                self._check_alive()
+                continue
+            if not chunk:
+                raise GuestError(f"guest {self.name}: console closed while running `{command}`")
+            self._buffer += chunk
+        output, self._buffer = self._buffer[: m.start()], self._buffer[m.end() :]
+        return int(m.group(1)), output.decode(errors="replace")
+
+    def check(self, command: str, timeout: float = 30.0) -> str:
+        """``run``, raising GuestError with the output when the command fails."""
+        status, output = self.run(command, timeout)
+        if status != 0:
+            raise GuestError(f"guest {self.name}: `{command}` exited {status}: {output.strip()[-1000:]}")
+        return output
+
+    def http_get(
+        self, path: str, host: str = "169.254.169.254", port: int = 80, connect_timeout: int = 10
+    ) -> HttpReply:
+        """GET ``http://host:port/path`` from the guest with busybox nc (busybox wget crashes in this guest).
+
+        Status 0 means no HTTP answer at all (no connection, or nothing came back).
+        """
+        request = "GET %s HTTP/1.0\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n"
+        command = f"printf '{request}' {shlex.quote(path)} {shlex.quote(host)} | nc -w {connect_timeout} {host} {port}"
+        _, output = self.run(command, connect_timeout + 30)
+        head, _, body = output.partition("\r\n\r\n")
+        m = re.search(r"HTTP/1\.[01] (\d{3})", head)
+        return HttpReply(int(m.group(1)) if m else 0, body if m else "", output)
+
+
+@dataclass
+class QemuGuest(SerialConsole):
+    """One running qemu; ``stop()`` (or leaving the ``with``) kills it and removes its files."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    workdir: Path = Path(".")
     _own_socket_dir: Path | None = field(default=None, repr=False)
 
     @classmethod
@@ -155,7 +285,7 @@ class QemuGuest:
         finally:
             stderr.close()
         log.info("guest started", guest=name, pid=proc.pid, netns=netns or "", tap=tap, mac=mac, netdev=netdev)
-        return cls(name, proc, workdir, console_log, socket_path, _own_socket_dir=own_dir)
+        return cls(name, console_log, socket_path, proc=proc, workdir=workdir, _own_socket_dir=own_dir)
 
     # ------------------------------------------------------------ life cycle
 
@@ -169,9 +299,8 @@ class QemuGuest:
 
     def stop(self) -> None:
         """Kill qemu (it has nothing to save) and close the console; safe to call twice."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self.close()
+        assert self.proc is not None
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -185,100 +314,6 @@ class QemuGuest:
             shutil.rmtree(self._own_socket_dir, ignore_errors=True)
 
     def _check_alive(self) -> None:
+        assert self.proc is not None
         if self.proc.poll() is not None:
             raise GuestError(f"guest {self.name}: qemu exited ({self.proc.returncode}); see {self.workdir}")
-
-    # ------------------------------------------------------------ boot
-
-    def console(self) -> str:
-        """Everything the guest printed on its serial port so far."""
-        try:
-            return self.console_log.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def wait_ready(self, timeout: float = 60.0) -> str:
-        """Until the guest has its DHCP answer (or gave up) and serves its shell; returns the console so far."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.console()
-            if READY_MARKER in text:
-                return text
-            self._check_alive()
-            if time.monotonic() > deadline:
-                raise GuestError(f"guest {self.name} not ready after {timeout} s; console:\n{text[-2000:]}")
-            time.sleep(0.1)
-
-    def wait_lease(self, timeout: float = 60.0) -> Lease:
-        """The lease the guest applied at boot; GuestError if it got none."""
-        text = self.wait_ready(timeout)
-        found = _LEASE.findall(text)
-        if not found or NO_LEASE_MARKER in text:
-            raise GuestError(f"guest {self.name} got no DHCP lease; console:\n{text[-2000:]}")
-        return Lease.parse(found[-1])
-
-    # ------------------------------------------------------------ shell
-
-    def _connect(self, timeout: float) -> socket.socket:
-        if self._sock is not None:
-            return self._sock
-        deadline = time.monotonic() + timeout
-        while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(str(self.socket_path))
-                self._sock = sock
-                return sock
-            except (FileNotFoundError, ConnectionRefusedError):
-                sock.close()
-                self._check_alive()
-                if time.monotonic() > deadline:
-                    raise GuestError(f"guest {self.name}: console socket {self.socket_path} never opened") from None
-                time.sleep(0.05)
-
-    def run(self, command: str, timeout: float = 30.0) -> tuple[int, str]:
-        """Run ``command`` in the guest's shell; its exit status and output (stdout and stderr)."""
-        sock = self._connect(timeout)
-        self._seq += 1
-        marker = f"@@loom-end-{self._seq}@@"
-        end = re.compile(rf"{marker}(\d+)@@".encode())
-        # $? is expanded by the guest's shell, so the marker with a number in it only appears in the output.
-        # (The guest's shell gives commands /dev/null as stdin and the serial port as stdout and stderr.)
-        sock.sendall(f'{command}\necho "{marker}$?@@"\n'.encode())
-        deadline = time.monotonic() + timeout
-        while (m := end.search(self._buffer)) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise GuestError(f"guest {self.name}: `{command}` did not finish in {timeout} s")
-            sock.settimeout(min(remaining, 1.0))
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                self._check_alive()
-                continue
-            if not chunk:
-                raise GuestError(f"guest {self.name}: console closed while running `{command}`")
-            self._buffer += chunk
-        output, self._buffer = self._buffer[: m.start()], self._buffer[m.end() :]
-        return int(m.group(1)), output.decode(errors="replace")
-
-    def check(self, command: str, timeout: float = 30.0) -> str:
-        """``run``, raising GuestError with the output when the command fails."""
-        status, output = self.run(command, timeout)
-        if status != 0:
-            raise GuestError(f"guest {self.name}: `{command}` exited {status}: {output.strip()[-1000:]}")
-        return output
-
-    def http_get(
-        self, path: str, host: str = "169.254.169.254", port: int = 80, connect_timeout: int = 10
-    ) -> HttpReply:
-        """GET ``http://host:port/path`` from the guest with busybox nc (busybox wget crashes in this guest).
-
-        Status 0 means no HTTP answer at all (no connection, or nothing came back).
-        """
-        request = "GET %s HTTP/1.0\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n"
-        command = f"printf '{request}' {shlex.quote(path)} {shlex.quote(host)} | nc -w {connect_timeout} {host} {port}"
-        _, output = self.run(command, connect_timeout + 30)
-        head, _, body = output.partition("\r\n\r\n")
-        m = re.search(r"HTTP/1\.[01] (\d{3})", head)
-        return HttpReply(int(m.group(1)) if m else 0, body if m else "", output)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dataplane.common import netns as ns
-from lab.mininet.qemu_guest import QemuGuest
+from lab.mininet.qemu_guest import SerialConsole
 
 GUEST_FILE = "/tmp/loom-transfer"
 _CHUNK = 1 << 16
@@ -144,17 +144,17 @@ def _finish(peer: _Peer, thread: threading.Thread, timeout: float) -> None:
     thread.join(timeout)
 
 
-def _guest_sha256(guest: QemuGuest, path: str) -> str:
+def _guest_sha256(guest: SerialConsole, path: str) -> str:
     out = guest.check(f"sha256sum {path}")
     return out.split()[0] if out.split() else ""
 
 
-def _guest_size(guest: QemuGuest, path: str) -> int:
+def _guest_size(guest: SerialConsole, path: str) -> int:
     out = guest.run(f"wc -c < {path}")[1].split()
     return int(out[0]) if out and out[0].isdigit() else 0
 
 
-def make_guest_file(guest: QemuGuest, nbytes: int, path: str = GUEST_FILE) -> str:
+def make_guest_file(guest: SerialConsole, nbytes: int, path: str = GUEST_FILE) -> str:
     """Random bytes in a tmpfs file of the guest; returns their SHA-256."""
     if nbytes % _CHUNK:
         raise ValueError(f"sizes are whole multiples of {_CHUNK} bytes")
@@ -163,7 +163,7 @@ def make_guest_file(guest: QemuGuest, nbytes: int, path: str = GUEST_FILE) -> st
 
 
 def guest_to_peer(
-    guest: QemuGuest,
+    guest: SerialConsole,
     peer_netns: str,
     peer_ip: str,
     nbytes: int,
@@ -193,7 +193,7 @@ def guest_to_peer(
 
 
 def peer_to_guest(
-    guest: QemuGuest,
+    guest: SerialConsole,
     peer_netns: str,
     peer_ip: str,
     nbytes: int,

@@ -28,7 +28,7 @@ from controller.config import ControllerConfig
 from controller.main import Controller
 from controller.model import RESOURCE_TYPES
 from controller.ready_file import clear_ready_file, wait_ready_file
-from protos.loom.v1 import compute_pb2_grpc, network_pb2_grpc, security_pb2_grpc
+from protos.loom.v1 import compute_pb2_grpc, network_pb2_grpc, router_pb2_grpc, security_pb2_grpc
 from protos.loom.v1 import network_pb2 as npb
 from protos.loom.v1 import resources_pb2 as rpb
 
@@ -66,6 +66,10 @@ class LiveController:
     @property
     def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
         return security_pb2_grpc.SecurityGroupServiceStub(self.channel)
+
+    @property
+    def routers(self) -> router_pb2_grpc.RouterServiceStub:
+        return router_pb2_grpc.RouterServiceStub(self.channel)
 
 
 @contextlib.contextmanager

@@ -163,7 +163,11 @@ def test_bad_requests() -> None:
         assert take(stream, 1)[0].revision == compacted + 1
         stream.cancel()
         with pytest.raises(grpc.RpcError) as info:
-            list(live.network.Watch(npb.WatchRequest(kinds=["router"]), timeout=10))
+            list(live.network.Watch(npb.WatchRequest(kinds=["bogus"]), timeout=10))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "kinds" in info.value.details()
+        # RouterService.Watch serves only its own kinds; NetworkService.Watch every kind (loomctl watch).
+        with pytest.raises(grpc.RpcError) as info:
+            list(live.routers.Watch(npb.WatchRequest(kinds=["port"]), timeout=10))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "kinds" in info.value.details()
 
 

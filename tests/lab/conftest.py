@@ -15,28 +15,34 @@ LOOM_LOOMLAB_MGMT_CIDR Loom's lab alone.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from lab.mininet import Lab, LabConfig
 from lab.mininet.loom import LoomLab
+from tests.lab.compute_scenario import Cloud
 from tests.lab.scenario import Scenario
 
 
 def slot_config(role: str, hypervisors: int) -> LabConfig:
     """The lab a test session starts for ``role`` in its LOOM_TEST_SLOT.
 
-    Roles: "s" plain, "l" Loom, "z" clean test, "u" the lab `make lab` starts (tests/lab/test_readme_commands.py).
-    Slot 0 (the default) keeps the historical names: lab/198.18.0, labl/198.18.1, labz/198.18.7, and labu/198.18.8.
-    Slot k uses lab<k><role> and 198.18.(20 + 3k + i).0/24 for the first three roles, 198.18.(100 + k).0/24 for "u".
+    Roles: "s" plain, "l" Loom, "z" clean test, "u" the lab `make lab` starts (tests/lab/test_readme_commands.py),
+    "c" compute (a libvirtd per hypervisor).
+    Slot 0 (the default) keeps the historical names: lab/198.18.0, labl/198.18.1, labz/198.18.7, labu/198.18.8 and
+    labc/198.18.9. Slot k uses lab<k><role> and 198.18.(20 + 3k + i).0/24 for the first three roles,
+    198.18.(100 + k).0/24 for "u" and 198.18.(120 + k).0/24 for "c".
     """
     slot = int(os.environ.get("LOOM_TEST_SLOT", "0") or 0)
     roles = "slz"
     if slot == 0:
-        prefix, third = {"s": ("lab", 0), "l": ("labl", 1), "z": ("labz", 7), "u": ("labu", 8)}[role]
+        prefix, third = {"s": ("lab", 0), "l": ("labl", 1), "z": ("labz", 7), "u": ("labu", 8), "c": ("labc", 9)}[role]
     elif role == "u":
         prefix, third = f"lab{slot}u", 100 + slot
+    elif role == "c":  # compute's lab (libvirtd per hypervisor): its own range, clear of the others'
+        prefix, third = f"lab{slot}c", 120 + slot
     else:
         prefix, third = f"lab{slot}{role}", 20 + 3 * slot + roles.index(role)
     return LabConfig(hypervisors=hypervisors, prefix=prefix, mgmt_cidr=f"198.18.{third}.0/24")
@@ -107,3 +113,33 @@ def scenario(loom: LoomLab, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield s
     finally:
         s.cleanup()
+
+
+# ---------------------------------------------------------------- compute: Loom with a libvirtd per hypervisor
+
+COMPUTE_LAB = slot_config("c", hypervisors=2)
+
+
+@pytest.fixture(scope="session")
+def compute_lab() -> Iterator[LoomLab]:
+    """Loom on a 2-hypervisor lab whose agents boot real guests through their own libvirtd (COMPUTE_LAB)."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (namespaces, OVS, libvirtd)")
+    if shutil.which("libvirtd") is None or shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("libvirtd or qemu is not installed (make bootstrap installs them)")
+    instance = LoomLab(config=COMPUTE_LAB, compute=True)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def cloud(compute_lab: LoomLab) -> Iterator[Cloud]:
+    """What a compute test creates through the API; all of it is deleted afterwards, even on failure."""
+    c = Cloud(compute_lab)
+    try:
+        yield c
+    finally:
+        c.cleanup()

@@ -225,7 +225,7 @@ def test_every_documented_command_works(made_lab: MadeLab) -> None:
 
 def test_daemon_command_lines_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (daemons,) = marked_blocks(ROOT / "README.md", PARSED)
-    controller_line, agent_line = daemons
+    controller_line, agent_line, compute_agent_line = daemons
     argv = shlex.split(controller_line)
     assert argv[0] == "loom-controller"
     secret = tmp_path / "metadata-secret"
@@ -238,6 +238,8 @@ def test_daemon_command_lines_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert argv[0] == "loom-agent"
     agent = agent_config.parse_args(argv[1:])
     assert (agent.host, agent.controller, agent.tunnel_ip) == ("hv1", "ctl:9696", "198.51.100.1")
+    compute_agent = agent_config.parse_args(shlex.split(compute_agent_line)[1:])
+    assert (compute_agent.host, compute_agent.libvirt_uri) == ("hv2", "qemu:///system")
 
 
 def test_ctrl_c_removes_the_lab(made_lab: MadeLab) -> None:

@@ -34,6 +34,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from compute.core import ComputeCore
 from compute.instance_api import InstanceApi
 from controller.api.errors import ApiError
 from controller.api.network_api import NetworkApi
@@ -122,7 +123,7 @@ class DistributorMachine(RuleBasedStateMachine):
         self.tmp = tempfile.TemporaryDirectory(prefix="loom-differential-")
         self.store = SqliteStore(str(Path(self.tmp.name) / "loom.db"))
         self.api = NetworkApi(self.store)
-        self.instances = InstanceApi(self.store)
+        self.instances = InstanceApi(ComputeCore(self.store, self.api))
         self.dist = Distributor(self.store, Topology())
         self.dist.start()
         self.agents = {h: SimAgent(h) for h in HOSTS}

@@ -22,64 +22,65 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from protos.loom.v1 import hypervisor_pb2 as protos_dot_loom_dot_v1_dot_hypervisor__pb2
 from protos.loom.v1 import resources_pb2 as protos_dot_loom_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/loom/v1/agent.proto\x12\x07loom.v1\x1a\x1eprotos/loom/v1/resources.proto\"\x8f\x01\n\x0fRegisterRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\ttunnel_ip\x18\x02 \x01(\t\x12\x15\n\rdatapath_type\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x19\n\x11physical_networks\x18\x05 \x03(\t\x12\x18\n\x10gateway_priority\x18\x06 \x01(\r\"D\n\x10RegisterResponse\x12\x1a\n\x12heartbeat_interval\x18\x01 \x01(\x01\x12\x14\n\x0cunderlay_mtu\x18\x02 \x01(\r\"A\n\x0bSyncRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\rlast_revision\x18\x02 \x01(\x04\x12\r\n\x05\x65poch\x18\x03 \x01(\t\"\x83\x01\n\x0bSyncMessage\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\t\x12&\n\x08snapshot\x18\x02 \x01(\x0b\x32\x12.loom.v1.HostStateH\x00\x12#\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x12.loom.v1.HostDeltaH\x00\x42\x06\n\x04\x62ody\"L\n\x04\x46low\x12\r\n\x05table\x18\x01 \x01(\r\x12\x10\n\x08priority\x18\x02 \x01(\r\x12\r\n\x05match\x18\x03 \x01(\x0c\x12\x14\n\x0cinstructions\x18\x04 \x01(\x0c\"9\n\tFlowGroup\x12\x0e\n\x06\x63ookie\x18\x01 \x01(\x04\x12\x1c\n\x05\x66lows\x18\x02 \x03(\x0b\x32\r.loom.v1.Flow\"\x96\x02\n\tLocalPort\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x12\n\nnetwork_id\x18\x03 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x04 \x01(\r\x12\x13\n\x0bmac_address\x18\x05 \x01(\t\x12\x14\n\x0cip_addresses\x18\x06 \x03(\t\x12\x0e\n\x06ofport\x18\x07 \x01(\r\x12\x0b\n\x03mtu\x18\x08 \x01(\r\x12\x16\n\x0e\x61\x64min_state_up\x18\t \x01(\x08\x12\x11\n\tdevice_id\x18\n \x01(\t\x12\x14\n\x0c\x64\x65vice_owner\x18\x0b \x01(\t\x12\x10\n\x08hostname\x18\x0c \x01(\t\x12\x13\n\x0binstance_id\x18\r \x01(\t\x12\x12\n\nproject_id\x18\x0e \x01(\t\"\x98\x01\n\nDhcpSubnet\x12\x11\n\tsubnet_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63idr\x18\x02 \x01(\t\x12\x12\n\ngateway_ip\x18\x03 \x01(\t\x12\x17\n\x0f\x64ns_nameservers\x18\x04 \x03(\t\x12\'\n\x0bhost_routes\x18\x05 \x03(\x0b\x32\x12.loom.v1.HostRoute\x12\x13\n\x0b\x65nable_dhcp\x18\x06 \x01(\x08\"\xea\x01\n\x0cLocalNetwork\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x17\n\x0fsegmentation_id\x18\x03 \x01(\r\x12\x0b\n\x03mtu\x18\x04 \x01(\r\x12\x14\n\x0clocalport_id\x18\x05 \x01(\t\x12\x15\n\rlocalport_tag\x18\x06 \x01(\r\x12\x15\n\rlocalport_mac\x18\x07 \x01(\t\x12\x15\n\rlocalport_ips\x18\x08 \x03(\t\x12$\n\x07subnets\x18\t \x03(\x0b\x32\x13.loom.v1.DhcpSubnet\x12\x12\n\ndns_domain\x18\n \x01(\t\"\x1a\n\x0bTunnelPeers\x12\x0b\n\x03ips\x18\x01 \x03(\t\"\x83\x01\n\x0f\x45xternalNetwork\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x18\n\x10physical_network\x18\x03 \x01(\t\x12\x0c\n\x04vlan\x18\x04 \x01(\r\x12\x14\n\x0cpatch_ofport\x18\x05 \x01(\r\x12\x11\n\tnext_hops\x18\x06 \x03(\t\"\xb4\x01\n\x0fLocalFloatingIp\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bmac_address\x18\x03 \x01(\t\x12\x10\n\x08\x66ixed_ip\x18\x04 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x05 \x01(\r\x12\x14\n\x0cpatch_ofport\x18\x06 \x01(\r\x12\x0c\n\x04vlan\x18\x07 \x01(\r\x12\x11\n\tdnat_zone\x18\x08 \x01(\r\x12\x11\n\tsnat_zone\x18\t \x01(\r\"\xbf\x01\n\rGatewayRouter\x12\x11\n\trouter_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x13\n\x0b\x65xternal_ip\x18\x03 \x01(\t\x12\x13\n\x0bmac_address\x18\x04 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x05 \x01(\r\x12\x14\n\x0cpatch_ofport\x18\x06 \x01(\r\x12\x0c\n\x04vlan\x18\x07 \x01(\r\x12\x0e\n\x06\x62\x65\x66ore\x18\x08 \x03(\r\x12\x1b\n\x13\x65xternal_network_id\x18\t \x01(\t\"@\n\rGatewayTunnel\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\tremote_ip\x18\x02 \x01(\t\x12\x0e\n\x06ofport\x18\x03 \x01(\r\"\xc7\x01\n\x06HostL3\x12+\n\texternals\x18\x01 \x03(\x0b\x32\x18.loom.v1.ExternalNetwork\x12.\n\x0c\x66loating_ips\x18\x02 \x03(\x0b\x32\x18.loom.v1.LocalFloatingIp\x12/\n\x0fgateway_routers\x18\x03 \x03(\x0b\x32\x16.loom.v1.GatewayRouter\x12/\n\x0fgateway_tunnels\x18\x04 \x03(\x0b\x32\x16.loom.v1.GatewayTunnel\"\xe6\x01\n\tHostState\x12\"\n\x06groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\'\n\x08networks\x18\x03 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x11\n\ttunnel_ip\x18\x04 \x01(\t\x12\x14\n\x0cmetadata_url\x18\x05 \x01(\t\x12#\n\x05peers\x18\x06 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\x12\x1b\n\x02l3\x18\x07 \x01(\x0b\x32\x0f.loom.v1.HostL3\"\x9b\x02\n\tHostDelta\x12)\n\rupsert_groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12\x16\n\x0eremoved_groups\x18\x02 \x03(\x04\x12(\n\x0cupsert_ports\x18\x03 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\x15\n\rremoved_ports\x18\x04 \x03(\t\x12.\n\x0fupsert_networks\x18\x05 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x18\n\x10removed_networks\x18\x06 \x03(\t\x12#\n\x05peers\x18\x07 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\x12\x1b\n\x02l3\x18\x08 \x01(\x0b\x32\x0f.loom.v1.HostL3\"\x98\x01\n\tPortState\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x13\n\x0bvif_present\x18\x02 \x01(\x08\x12\x0e\n\x06ofport\x18\x03 \x01(\r\x12\x17\n\x0f\x66lows_installed\x18\x04 \x01(\x08\x12\x12\n\ndhcp_ready\x18\x05 \x01(\x08\x12\x16\n\x0emetadata_ready\x18\x06 \x01(\x08\x12\x10\n\x08revision\x18\x07 \x01(\x04\"C\n\x10PortStatusReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.PortState\"\x0f\n\rPortStatusAck\"S\n\x10HeartbeatRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x18\n\x10\x61pplied_revision\x18\x02 \x01(\x04\x12\x17\n\x0f\x66lows_installed\x18\x03 \x01(\r\"\x13\n\x11HeartbeatResponse\"5\n\rGatewayReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63tive_routers\x18\x02 \x03(\t\"\x12\n\x10GatewayReportAck2\xd5\x02\n\x0c\x41gentService\x12?\n\x08Register\x12\x18.loom.v1.RegisterRequest\x1a\x19.loom.v1.RegisterResponse\x12\x34\n\x04Sync\x12\x14.loom.v1.SyncRequest\x1a\x14.loom.v1.SyncMessage0\x01\x12\x45\n\x10ReportPortStatus\x12\x19.loom.v1.PortStatusReport\x1a\x16.loom.v1.PortStatusAck\x12\x42\n\tHeartbeat\x12\x19.loom.v1.HeartbeatRequest\x1a\x1a.loom.v1.HeartbeatResponse\x12\x43\n\x0eReportGateways\x12\x16.loom.v1.GatewayReport\x1a\x19.loom.v1.GatewayReportAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/loom/v1/agent.proto\x12\x07loom.v1\x1a\x1fprotos/loom/v1/hypervisor.proto\x1a\x1eprotos/loom/v1/resources.proto\"\x8f\x01\n\x0fRegisterRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\ttunnel_ip\x18\x02 \x01(\t\x12\x15\n\rdatapath_type\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x19\n\x11physical_networks\x18\x05 \x03(\t\x12\x18\n\x10gateway_priority\x18\x06 \x01(\r\"D\n\x10RegisterResponse\x12\x1a\n\x12heartbeat_interval\x18\x01 \x01(\x01\x12\x14\n\x0cunderlay_mtu\x18\x02 \x01(\r\"A\n\x0bSyncRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\rlast_revision\x18\x02 \x01(\x04\x12\r\n\x05\x65poch\x18\x03 \x01(\t\"\x83\x01\n\x0bSyncMessage\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05\x65poch\x18\x04 \x01(\t\x12&\n\x08snapshot\x18\x02 \x01(\x0b\x32\x12.loom.v1.HostStateH\x00\x12#\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x12.loom.v1.HostDeltaH\x00\x42\x06\n\x04\x62ody\"L\n\x04\x46low\x12\r\n\x05table\x18\x01 \x01(\r\x12\x10\n\x08priority\x18\x02 \x01(\r\x12\r\n\x05match\x18\x03 \x01(\x0c\x12\x14\n\x0cinstructions\x18\x04 \x01(\x0c\"9\n\tFlowGroup\x12\x0e\n\x06\x63ookie\x18\x01 \x01(\x04\x12\x1c\n\x05\x66lows\x18\x02 \x03(\x0b\x32\r.loom.v1.Flow\"\x96\x02\n\tLocalPort\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x12\n\nnetwork_id\x18\x03 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x04 \x01(\r\x12\x13\n\x0bmac_address\x18\x05 \x01(\t\x12\x14\n\x0cip_addresses\x18\x06 \x03(\t\x12\x0e\n\x06ofport\x18\x07 \x01(\r\x12\x0b\n\x03mtu\x18\x08 \x01(\r\x12\x16\n\x0e\x61\x64min_state_up\x18\t \x01(\x08\x12\x11\n\tdevice_id\x18\n \x01(\t\x12\x14\n\x0c\x64\x65vice_owner\x18\x0b \x01(\t\x12\x10\n\x08hostname\x18\x0c \x01(\t\x12\x13\n\x0binstance_id\x18\r \x01(\t\x12\x12\n\nproject_id\x18\x0e \x01(\t\"\x98\x01\n\nDhcpSubnet\x12\x11\n\tsubnet_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63idr\x18\x02 \x01(\t\x12\x12\n\ngateway_ip\x18\x03 \x01(\t\x12\x17\n\x0f\x64ns_nameservers\x18\x04 \x03(\t\x12\'\n\x0bhost_routes\x18\x05 \x03(\x0b\x32\x12.loom.v1.HostRoute\x12\x13\n\x0b\x65nable_dhcp\x18\x06 \x01(\x08\"\xea\x01\n\x0cLocalNetwork\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x17\n\x0fsegmentation_id\x18\x03 \x01(\r\x12\x0b\n\x03mtu\x18\x04 \x01(\r\x12\x14\n\x0clocalport_id\x18\x05 \x01(\t\x12\x15\n\rlocalport_tag\x18\x06 \x01(\r\x12\x15\n\rlocalport_mac\x18\x07 \x01(\t\x12\x15\n\rlocalport_ips\x18\x08 \x03(\t\x12$\n\x07subnets\x18\t \x03(\x0b\x32\x13.loom.v1.DhcpSubnet\x12\x12\n\ndns_domain\x18\n \x01(\t\"\x1a\n\x0bTunnelPeers\x12\x0b\n\x03ips\x18\x01 \x03(\t\"\x83\x01\n\x0f\x45xternalNetwork\x12\x12\n\nnetwork_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x18\n\x10physical_network\x18\x03 \x01(\t\x12\x0c\n\x04vlan\x18\x04 \x01(\r\x12\x14\n\x0cpatch_ofport\x18\x05 \x01(\r\x12\x11\n\tnext_hops\x18\x06 \x03(\t\"\xb4\x01\n\x0fLocalFloatingIp\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x13\n\x0bmac_address\x18\x03 \x01(\t\x12\x10\n\x08\x66ixed_ip\x18\x04 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x05 \x01(\r\x12\x14\n\x0cpatch_ofport\x18\x06 \x01(\r\x12\x0c\n\x04vlan\x18\x07 \x01(\r\x12\x11\n\tdnat_zone\x18\x08 \x01(\r\x12\x11\n\tsnat_zone\x18\t \x01(\r\"\xbf\x01\n\rGatewayRouter\x12\x11\n\trouter_id\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\r\x12\x13\n\x0b\x65xternal_ip\x18\x03 \x01(\t\x12\x13\n\x0bmac_address\x18\x04 \x01(\t\x12\x13\n\x0bnetwork_tag\x18\x05 \x01(\r\x12\x14\n\x0cpatch_ofport\x18\x06 \x01(\r\x12\x0c\n\x04vlan\x18\x07 \x01(\r\x12\x0e\n\x06\x62\x65\x66ore\x18\x08 \x03(\r\x12\x1b\n\x13\x65xternal_network_id\x18\t \x01(\t\"@\n\rGatewayTunnel\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x11\n\tremote_ip\x18\x02 \x01(\t\x12\x0e\n\x06ofport\x18\x03 \x01(\r\"\xc7\x01\n\x06HostL3\x12+\n\texternals\x18\x01 \x03(\x0b\x32\x18.loom.v1.ExternalNetwork\x12.\n\x0c\x66loating_ips\x18\x02 \x03(\x0b\x32\x18.loom.v1.LocalFloatingIp\x12/\n\x0fgateway_routers\x18\x03 \x03(\x0b\x32\x16.loom.v1.GatewayRouter\x12/\n\x0fgateway_tunnels\x18\x04 \x03(\x0b\x32\x16.loom.v1.GatewayTunnel\"\x90\x02\n\tHostState\x12\"\n\x06groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\'\n\x08networks\x18\x03 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x11\n\ttunnel_ip\x18\x04 \x01(\t\x12\x14\n\x0cmetadata_url\x18\x05 \x01(\t\x12#\n\x05peers\x18\x06 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\x12\x1b\n\x02l3\x18\x07 \x01(\x0b\x32\x0f.loom.v1.HostL3\x12(\n\tinstances\x18\x08 \x03(\x0b\x32\x15.loom.v1.InstanceSpec\"\xe7\x02\n\tHostDelta\x12)\n\rupsert_groups\x18\x01 \x03(\x0b\x32\x12.loom.v1.FlowGroup\x12\x16\n\x0eremoved_groups\x18\x02 \x03(\x04\x12(\n\x0cupsert_ports\x18\x03 \x03(\x0b\x32\x12.loom.v1.LocalPort\x12\x15\n\rremoved_ports\x18\x04 \x03(\t\x12.\n\x0fupsert_networks\x18\x05 \x03(\x0b\x32\x15.loom.v1.LocalNetwork\x12\x18\n\x10removed_networks\x18\x06 \x03(\t\x12#\n\x05peers\x18\x07 \x01(\x0b\x32\x14.loom.v1.TunnelPeers\x12\x1b\n\x02l3\x18\x08 \x01(\x0b\x32\x0f.loom.v1.HostL3\x12/\n\x10upsert_instances\x18\t \x03(\x0b\x32\x15.loom.v1.InstanceSpec\x12\x19\n\x11removed_instances\x18\n \x03(\t\"\x98\x01\n\tPortState\x12\x0f\n\x07port_id\x18\x01 \x01(\t\x12\x13\n\x0bvif_present\x18\x02 \x01(\x08\x12\x0e\n\x06ofport\x18\x03 \x01(\r\x12\x17\n\x0f\x66lows_installed\x18\x04 \x01(\x08\x12\x12\n\ndhcp_ready\x18\x05 \x01(\x08\x12\x16\n\x0emetadata_ready\x18\x06 \x01(\x08\x12\x10\n\x08revision\x18\x07 \x01(\x04\"C\n\x10PortStatusReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12!\n\x05ports\x18\x02 \x03(\x0b\x32\x12.loom.v1.PortState\"\x0f\n\rPortStatusAck\"S\n\x10HeartbeatRequest\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x18\n\x10\x61pplied_revision\x18\x02 \x01(\x04\x12\x17\n\x0f\x66lows_installed\x18\x03 \x01(\r\"\x13\n\x11HeartbeatResponse\"5\n\rGatewayReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x63tive_routers\x18\x02 \x03(\t\"\x12\n\x10GatewayReportAck2\xd5\x02\n\x0c\x41gentService\x12?\n\x08Register\x12\x18.loom.v1.RegisterRequest\x1a\x19.loom.v1.RegisterResponse\x12\x34\n\x04Sync\x12\x14.loom.v1.SyncRequest\x1a\x14.loom.v1.SyncMessage0\x01\x12\x45\n\x10ReportPortStatus\x12\x19.loom.v1.PortStatusReport\x1a\x16.loom.v1.PortStatusAck\x12\x42\n\tHeartbeat\x12\x19.loom.v1.HeartbeatRequest\x1a\x1a.loom.v1.HeartbeatResponse\x12\x43\n\x0eReportGateways\x12\x16.loom.v1.GatewayReport\x1a\x19.loom.v1.GatewayReportAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.loom.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REGISTERREQUEST']._serialized_start=72
-  _globals['_REGISTERREQUEST']._serialized_end=215
-  _globals['_REGISTERRESPONSE']._serialized_start=217
-  _globals['_REGISTERRESPONSE']._serialized_end=285
-  _globals['_SYNCREQUEST']._serialized_start=287
-  _globals['_SYNCREQUEST']._serialized_end=352
-  _globals['_SYNCMESSAGE']._serialized_start=355
-  _globals['_SYNCMESSAGE']._serialized_end=486
-  _globals['_FLOW']._serialized_start=488
-  _globals['_FLOW']._serialized_end=564
-  _globals['_FLOWGROUP']._serialized_start=566
-  _globals['_FLOWGROUP']._serialized_end=623
-  _globals['_LOCALPORT']._serialized_start=626
-  _globals['_LOCALPORT']._serialized_end=904
-  _globals['_DHCPSUBNET']._serialized_start=907
-  _globals['_DHCPSUBNET']._serialized_end=1059
-  _globals['_LOCALNETWORK']._serialized_start=1062
-  _globals['_LOCALNETWORK']._serialized_end=1296
-  _globals['_TUNNELPEERS']._serialized_start=1298
-  _globals['_TUNNELPEERS']._serialized_end=1324
-  _globals['_EXTERNALNETWORK']._serialized_start=1327
-  _globals['_EXTERNALNETWORK']._serialized_end=1458
-  _globals['_LOCALFLOATINGIP']._serialized_start=1461
-  _globals['_LOCALFLOATINGIP']._serialized_end=1641
-  _globals['_GATEWAYROUTER']._serialized_start=1644
-  _globals['_GATEWAYROUTER']._serialized_end=1835
-  _globals['_GATEWAYTUNNEL']._serialized_start=1837
-  _globals['_GATEWAYTUNNEL']._serialized_end=1901
-  _globals['_HOSTL3']._serialized_start=1904
-  _globals['_HOSTL3']._serialized_end=2103
-  _globals['_HOSTSTATE']._serialized_start=2106
-  _globals['_HOSTSTATE']._serialized_end=2336
-  _globals['_HOSTDELTA']._serialized_start=2339
-  _globals['_HOSTDELTA']._serialized_end=2622
-  _globals['_PORTSTATE']._serialized_start=2625
-  _globals['_PORTSTATE']._serialized_end=2777
-  _globals['_PORTSTATUSREPORT']._serialized_start=2779
-  _globals['_PORTSTATUSREPORT']._serialized_end=2846
-  _globals['_PORTSTATUSACK']._serialized_start=2848
-  _globals['_PORTSTATUSACK']._serialized_end=2863
-  _globals['_HEARTBEATREQUEST']._serialized_start=2865
-  _globals['_HEARTBEATREQUEST']._serialized_end=2948
-  _globals['_HEARTBEATRESPONSE']._serialized_start=2950
-  _globals['_HEARTBEATRESPONSE']._serialized_end=2969
-  _globals['_GATEWAYREPORT']._serialized_start=2971
-  _globals['_GATEWAYREPORT']._serialized_end=3024
-  _globals['_GATEWAYREPORTACK']._serialized_start=3026
-  _globals['_GATEWAYREPORTACK']._serialized_end=3044
-  _globals['_AGENTSERVICE']._serialized_start=3047
-  _globals['_AGENTSERVICE']._serialized_end=3388
+  _globals['_REGISTERREQUEST']._serialized_start=105
+  _globals['_REGISTERREQUEST']._serialized_end=248
+  _globals['_REGISTERRESPONSE']._serialized_start=250
+  _globals['_REGISTERRESPONSE']._serialized_end=318
+  _globals['_SYNCREQUEST']._serialized_start=320
+  _globals['_SYNCREQUEST']._serialized_end=385
+  _globals['_SYNCMESSAGE']._serialized_start=388
+  _globals['_SYNCMESSAGE']._serialized_end=519
+  _globals['_FLOW']._serialized_start=521
+  _globals['_FLOW']._serialized_end=597
+  _globals['_FLOWGROUP']._serialized_start=599
+  _globals['_FLOWGROUP']._serialized_end=656
+  _globals['_LOCALPORT']._serialized_start=659
+  _globals['_LOCALPORT']._serialized_end=937
+  _globals['_DHCPSUBNET']._serialized_start=940
+  _globals['_DHCPSUBNET']._serialized_end=1092
+  _globals['_LOCALNETWORK']._serialized_start=1095
+  _globals['_LOCALNETWORK']._serialized_end=1329
+  _globals['_TUNNELPEERS']._serialized_start=1331
+  _globals['_TUNNELPEERS']._serialized_end=1357
+  _globals['_EXTERNALNETWORK']._serialized_start=1360
+  _globals['_EXTERNALNETWORK']._serialized_end=1491
+  _globals['_LOCALFLOATINGIP']._serialized_start=1494
+  _globals['_LOCALFLOATINGIP']._serialized_end=1674
+  _globals['_GATEWAYROUTER']._serialized_start=1677
+  _globals['_GATEWAYROUTER']._serialized_end=1868
+  _globals['_GATEWAYTUNNEL']._serialized_start=1870
+  _globals['_GATEWAYTUNNEL']._serialized_end=1934
+  _globals['_HOSTL3']._serialized_start=1937
+  _globals['_HOSTL3']._serialized_end=2136
+  _globals['_HOSTSTATE']._serialized_start=2139
+  _globals['_HOSTSTATE']._serialized_end=2411
+  _globals['_HOSTDELTA']._serialized_start=2414
+  _globals['_HOSTDELTA']._serialized_end=2773
+  _globals['_PORTSTATE']._serialized_start=2776
+  _globals['_PORTSTATE']._serialized_end=2928
+  _globals['_PORTSTATUSREPORT']._serialized_start=2930
+  _globals['_PORTSTATUSREPORT']._serialized_end=2997
+  _globals['_PORTSTATUSACK']._serialized_start=2999
+  _globals['_PORTSTATUSACK']._serialized_end=3014
+  _globals['_HEARTBEATREQUEST']._serialized_start=3016
+  _globals['_HEARTBEATREQUEST']._serialized_end=3099
+  _globals['_HEARTBEATRESPONSE']._serialized_start=3101
+  _globals['_HEARTBEATRESPONSE']._serialized_end=3120
+  _globals['_GATEWAYREPORT']._serialized_start=3122
+  _globals['_GATEWAYREPORT']._serialized_end=3175
+  _globals['_GATEWAYREPORTACK']._serialized_start=3177
+  _globals['_GATEWAYREPORTACK']._serialized_end=3195
+  _globals['_AGENTSERVICE']._serialized_start=3198
+  _globals['_AGENTSERVICE']._serialized_end=3539
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from protos.loom.v1 import hypervisor_pb2 as _hypervisor_pb2
 from protos.loom.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -234,7 +235,7 @@ class HostL3(_message.Message):
     def __init__(self, externals: _Optional[_Iterable[_Union[ExternalNetwork, _Mapping]]] = ..., floating_ips: _Optional[_Iterable[_Union[LocalFloatingIp, _Mapping]]] = ..., gateway_routers: _Optional[_Iterable[_Union[GatewayRouter, _Mapping]]] = ..., gateway_tunnels: _Optional[_Iterable[_Union[GatewayTunnel, _Mapping]]] = ...) -> None: ...
 
 class HostState(_message.Message):
-    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers", "l3")
+    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers", "l3", "instances")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +243,7 @@ class HostState(_message.Message):
     METADATA_URL_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     L3_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
     networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
@@ -249,10 +251,11 @@ class HostState(_message.Message):
     metadata_url: str
     peers: TunnelPeers
     l3: HostL3
-    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ...) -> None: ...
+    instances: _containers.RepeatedCompositeFieldContainer[_hypervisor_pb2.InstanceSpec]
+    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ...) -> None: ...
 
 class HostDelta(_message.Message):
-    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers", "l3")
+    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers", "l3", "upsert_instances", "removed_instances")
     UPSERT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_GROUPS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_PORTS_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +264,8 @@ class HostDelta(_message.Message):
     REMOVED_NETWORKS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     L3_FIELD_NUMBER: _ClassVar[int]
+    UPSERT_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_INSTANCES_FIELD_NUMBER: _ClassVar[int]
     upsert_groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     removed_groups: _containers.RepeatedScalarFieldContainer[int]
     upsert_ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
@@ -269,7 +274,9 @@ class HostDelta(_message.Message):
     removed_networks: _containers.RepeatedScalarFieldContainer[str]
     peers: TunnelPeers
     l3: HostL3
-    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ...) -> None: ...
+    upsert_instances: _containers.RepeatedCompositeFieldContainer[_hypervisor_pb2.InstanceSpec]
+    removed_instances: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ..., upsert_instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ..., removed_instances: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PortState(_message.Message):
     __slots__ = ("port_id", "vif_present", "ofport", "flows_installed", "dhcp_ready", "metadata_ready", "revision")

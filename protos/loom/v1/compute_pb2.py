@@ -27,7 +27,7 @@ from protos.loom.v1 import network_pb2 as protos_dot_loom_dot_v1_dot_network__pb
 from protos.loom.v1 import resources_pb2 as protos_dot_loom_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/loom/v1/compute.proto\x12\x07loom.v1\x1a google/protobuf/field_mask.proto\x1a\x1cprotos/loom/v1/network.proto\x1a\x1eprotos/loom/v1/resources.proto\"<\n\x15\x43reateInstanceRequest\x12#\n\x08instance\x18\x01 \x01(\x0b\x32\x11.loom.v1.Instance\"m\n\x15UpdateInstanceRequest\x12#\n\x08instance\x18\x01 \x01(\x0b\x32\x11.loom.v1.Instance\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"i\n\x14ListInstancesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05limit\x18\n \x01(\r\x12\x12\n\npage_token\x18\x0b \x01(\t\"h\n\x15ListInstancesResponse\x12$\n\tinstances\x18\x01 \x03(\x0b\x32\x11.loom.v1.Instance\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t2\xe4\x02\n\x0e\x43omputeService\x12\x43\n\x0e\x43reateInstance\x12\x1e.loom.v1.CreateInstanceRequest\x1a\x11.loom.v1.Instance\x12\x35\n\x0bGetInstance\x12\x13.loom.v1.GetRequest\x1a\x11.loom.v1.Instance\x12N\n\rListInstances\x12\x1d.loom.v1.ListInstancesRequest\x1a\x1e.loom.v1.ListInstancesResponse\x12\x43\n\x0eUpdateInstance\x12\x1e.loom.v1.UpdateInstanceRequest\x1a\x11.loom.v1.Instance\x12\x41\n\x0e\x44\x65leteInstance\x12\x16.loom.v1.DeleteRequest\x1a\x17.loom.v1.DeleteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/loom/v1/compute.proto\x12\x07loom.v1\x1a google/protobuf/field_mask.proto\x1a\x1cprotos/loom/v1/network.proto\x1a\x1eprotos/loom/v1/resources.proto\"<\n\x15\x43reateInstanceRequest\x12#\n\x08instance\x18\x01 \x01(\x0b\x32\x11.loom.v1.Instance\"m\n\x15UpdateInstanceRequest\x12#\n\x08instance\x18\x01 \x01(\x0b\x32\x11.loom.v1.Instance\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"i\n\x14ListInstancesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\r\n\x05limit\x18\n \x01(\r\x12\x12\n\npage_token\x18\x0b \x01(\t\"h\n\x15ListInstancesResponse\x12$\n\tinstances\x18\x01 \x03(\x0b\x32\x11.loom.v1.Instance\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"#\n\x15InstanceActionRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x15RebootInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04hard\x18\x02 \x01(\x08\"2\n\x16MigrateInstanceRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\"5\n\x17GetConsoleOutputRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06length\x18\x02 \x01(\r\"4\n\rConsoleOutput\x12\x0e\n\x06output\x18\x01 \x01(\t\x12\x13\n\x0breported_at\x18\x02 \x01(\x01\"\x18\n\x16ListHypervisorsRequest\"\xd8\x01\n\nHypervisor\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\r\n\x05\x61live\x18\x02 \x01(\x08\x12\x15\n\rhypervisor_up\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tvirt_type\x18\x05 \x01(\t\x12\r\n\x05vcpus\x18\x06 \x01(\r\x12\x11\n\tmemory_mb\x18\x07 \x01(\r\x12\x12\n\nvcpus_used\x18\x08 \x01(\r\x12\x16\n\x0ememory_mb_used\x18\t \x01(\r\x12\x11\n\tinstances\x18\n \x01(\r\x12\x13\n\x0blast_report\x18\x0b \x01(\x01\"C\n\x17ListHypervisorsResponse\x12(\n\x0bhypervisors\x18\x01 \x03(\x0b\x32\x13.loom.v1.Hypervisor2\x9b\x06\n\x0e\x43omputeService\x12\x43\n\x0e\x43reateInstance\x12\x1e.loom.v1.CreateInstanceRequest\x1a\x11.loom.v1.Instance\x12\x35\n\x0bGetInstance\x12\x13.loom.v1.GetRequest\x1a\x11.loom.v1.Instance\x12N\n\rListInstances\x12\x1d.loom.v1.ListInstancesRequest\x1a\x1e.loom.v1.ListInstancesResponse\x12\x43\n\x0eUpdateInstance\x12\x1e.loom.v1.UpdateInstanceRequest\x1a\x11.loom.v1.Instance\x12\x41\n\x0e\x44\x65leteInstance\x12\x16.loom.v1.DeleteRequest\x1a\x17.loom.v1.DeleteResponse\x12\x42\n\rStartInstance\x12\x1e.loom.v1.InstanceActionRequest\x1a\x11.loom.v1.Instance\x12\x41\n\x0cStopInstance\x12\x1e.loom.v1.InstanceActionRequest\x1a\x11.loom.v1.Instance\x12\x43\n\x0eRebootInstance\x12\x1e.loom.v1.RebootInstanceRequest\x1a\x11.loom.v1.Instance\x12\x45\n\x0fMigrateInstance\x12\x1f.loom.v1.MigrateInstanceRequest\x1a\x11.loom.v1.Instance\x12L\n\x10GetConsoleOutput\x12 .loom.v1.GetConsoleOutputRequest\x1a\x16.loom.v1.ConsoleOutput\x12T\n\x0fListHypervisors\x12\x1f.loom.v1.ListHypervisorsRequest\x1a .loom.v1.ListHypervisorsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,6 +42,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTINSTANCESREQUEST']._serialized_end=415
   _globals['_LISTINSTANCESRESPONSE']._serialized_start=417
   _globals['_LISTINSTANCESRESPONSE']._serialized_end=521
-  _globals['_COMPUTESERVICE']._serialized_start=524
-  _globals['_COMPUTESERVICE']._serialized_end=880
+  _globals['_INSTANCEACTIONREQUEST']._serialized_start=523
+  _globals['_INSTANCEACTIONREQUEST']._serialized_end=558
+  _globals['_REBOOTINSTANCEREQUEST']._serialized_start=560
+  _globals['_REBOOTINSTANCEREQUEST']._serialized_end=609
+  _globals['_MIGRATEINSTANCEREQUEST']._serialized_start=611
+  _globals['_MIGRATEINSTANCEREQUEST']._serialized_end=661
+  _globals['_GETCONSOLEOUTPUTREQUEST']._serialized_start=663
+  _globals['_GETCONSOLEOUTPUTREQUEST']._serialized_end=716
+  _globals['_CONSOLEOUTPUT']._serialized_start=718
+  _globals['_CONSOLEOUTPUT']._serialized_end=770
+  _globals['_LISTHYPERVISORSREQUEST']._serialized_start=772
+  _globals['_LISTHYPERVISORSREQUEST']._serialized_end=796
+  _globals['_HYPERVISOR']._serialized_start=799
+  _globals['_HYPERVISOR']._serialized_end=1015
+  _globals['_LISTHYPERVISORSRESPONSE']._serialized_start=1017
+  _globals['_LISTHYPERVISORSRESPONSE']._serialized_end=1084
+  _globals['_COMPUTESERVICE']._serialized_start=1087
+  _globals['_COMPUTESERVICE']._serialized_end=1882
 # @@protoc_insertion_point(module_scope)

@@ -46,3 +46,77 @@ class ListInstancesResponse(_message.Message):
     revision: int
     next_page_token: str
     def __init__(self, instances: _Optional[_Iterable[_Union[_resources_pb2.Instance, _Mapping]]] = ..., revision: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class InstanceActionRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RebootInstanceRequest(_message.Message):
+    __slots__ = ("id", "hard")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    hard: bool
+    def __init__(self, id: _Optional[str] = ..., hard: _Optional[bool] = ...) -> None: ...
+
+class MigrateInstanceRequest(_message.Message):
+    __slots__ = ("id", "host")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    host: str
+    def __init__(self, id: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+
+class GetConsoleOutputRequest(_message.Message):
+    __slots__ = ("id", "length")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    length: int
+    def __init__(self, id: _Optional[str] = ..., length: _Optional[int] = ...) -> None: ...
+
+class ConsoleOutput(_message.Message):
+    __slots__ = ("output", "reported_at")
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    output: str
+    reported_at: float
+    def __init__(self, output: _Optional[str] = ..., reported_at: _Optional[float] = ...) -> None: ...
+
+class ListHypervisorsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Hypervisor(_message.Message):
+    __slots__ = ("host", "alive", "hypervisor_up", "error", "virt_type", "vcpus", "memory_mb", "vcpus_used", "memory_mb_used", "instances", "last_report")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    HYPERVISOR_UP_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    VIRT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    VCPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    VCPUS_USED_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_USED_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    LAST_REPORT_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    alive: bool
+    hypervisor_up: bool
+    error: str
+    virt_type: str
+    vcpus: int
+    memory_mb: int
+    vcpus_used: int
+    memory_mb_used: int
+    instances: int
+    last_report: float
+    def __init__(self, host: _Optional[str] = ..., alive: _Optional[bool] = ..., hypervisor_up: _Optional[bool] = ..., error: _Optional[str] = ..., virt_type: _Optional[str] = ..., vcpus: _Optional[int] = ..., memory_mb: _Optional[int] = ..., vcpus_used: _Optional[int] = ..., memory_mb_used: _Optional[int] = ..., instances: _Optional[int] = ..., last_report: _Optional[float] = ...) -> None: ...
+
+class ListHypervisorsResponse(_message.Message):
+    __slots__ = ("hypervisors",)
+    HYPERVISORS_FIELD_NUMBER: _ClassVar[int]
+    hypervisors: _containers.RepeatedCompositeFieldContainer[Hypervisor]
+    def __init__(self, hypervisors: _Optional[_Iterable[_Union[Hypervisor, _Mapping]]] = ...) -> None: ...

@@ -61,6 +61,36 @@ class ComputeServiceStub:
                 request_serializer=protos_dot_loom_dot_v1_dot_network__pb2.DeleteRequest.SerializeToString,
                 response_deserializer=protos_dot_loom_dot_v1_dot_network__pb2.DeleteResponse.FromString,
                 _registered_method=True)
+        self.StartInstance = channel.unary_unary(
+                '/loom.v1.ComputeService/StartInstance',
+                request_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.InstanceActionRequest.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+                _registered_method=True)
+        self.StopInstance = channel.unary_unary(
+                '/loom.v1.ComputeService/StopInstance',
+                request_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.InstanceActionRequest.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+                _registered_method=True)
+        self.RebootInstance = channel.unary_unary(
+                '/loom.v1.ComputeService/RebootInstance',
+                request_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.RebootInstanceRequest.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+                _registered_method=True)
+        self.MigrateInstance = channel.unary_unary(
+                '/loom.v1.ComputeService/MigrateInstance',
+                request_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.MigrateInstanceRequest.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+                _registered_method=True)
+        self.GetConsoleOutput = channel.unary_unary(
+                '/loom.v1.ComputeService/GetConsoleOutput',
+                request_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.GetConsoleOutputRequest.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.ConsoleOutput.FromString,
+                _registered_method=True)
+        self.ListHypervisors = channel.unary_unary(
+                '/loom.v1.ComputeService/ListHypervisors',
+                request_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.ListHypervisorsRequest.SerializeToString,
+                response_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.ListHypervisorsResponse.FromString,
+                _registered_method=True)
 
 
 class ComputeServiceServicer:
@@ -91,7 +121,51 @@ class ComputeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteInstance(self, request, context):
+        """A booted instance: its guest is destroyed on its host, the ports its
+        creation made are deleted, ports it was given are unbound, volumes detached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartInstance(self, request, context):
+        """Power: each returns at once; status follows (Watch or Get).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopInstance(self, request, context):
+        """Graceful (ACPI power button), then forced after the host's shutdown timeout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RebootInstance(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MigrateInstance(self, request, context):
+        """Cold migration: a SHUTOFF instance moves to another host (the scheduler's
+        choice unless named) with its ports (rebound), addresses, disk and volumes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsoleOutput(self, request, context):
+        """The guest's serial console, as its host last reported it (the newest bytes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHypervisors(self, request, context):
+        """The hypervisors, what they have and what is placed on them.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -123,6 +197,36 @@ def add_ComputeServiceServicer_to_server(servicer, server):
                     servicer.DeleteInstance,
                     request_deserializer=protos_dot_loom_dot_v1_dot_network__pb2.DeleteRequest.FromString,
                     response_serializer=protos_dot_loom_dot_v1_dot_network__pb2.DeleteResponse.SerializeToString,
+            ),
+            'StartInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartInstance,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.InstanceActionRequest.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.SerializeToString,
+            ),
+            'StopInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopInstance,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.InstanceActionRequest.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.SerializeToString,
+            ),
+            'RebootInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebootInstance,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.RebootInstanceRequest.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.SerializeToString,
+            ),
+            'MigrateInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.MigrateInstance,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.MigrateInstanceRequest.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_resources__pb2.Instance.SerializeToString,
+            ),
+            'GetConsoleOutput': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsoleOutput,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.GetConsoleOutputRequest.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.ConsoleOutput.SerializeToString,
+            ),
+            'ListHypervisors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHypervisors,
+                    request_deserializer=protos_dot_loom_dot_v1_dot_compute__pb2.ListHypervisorsRequest.FromString,
+                    response_serializer=protos_dot_loom_dot_v1_dot_compute__pb2.ListHypervisorsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +364,168 @@ class ComputeService:
             '/loom.v1.ComputeService/DeleteInstance',
             protos_dot_loom_dot_v1_dot_network__pb2.DeleteRequest.SerializeToString,
             protos_dot_loom_dot_v1_dot_network__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.ComputeService/StartInstance',
+            protos_dot_loom_dot_v1_dot_compute__pb2.InstanceActionRequest.SerializeToString,
+            protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.ComputeService/StopInstance',
+            protos_dot_loom_dot_v1_dot_compute__pb2.InstanceActionRequest.SerializeToString,
+            protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebootInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.ComputeService/RebootInstance',
+            protos_dot_loom_dot_v1_dot_compute__pb2.RebootInstanceRequest.SerializeToString,
+            protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MigrateInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.ComputeService/MigrateInstance',
+            protos_dot_loom_dot_v1_dot_compute__pb2.MigrateInstanceRequest.SerializeToString,
+            protos_dot_loom_dot_v1_dot_resources__pb2.Instance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsoleOutput(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.ComputeService/GetConsoleOutput',
+            protos_dot_loom_dot_v1_dot_compute__pb2.GetConsoleOutputRequest.SerializeToString,
+            protos_dot_loom_dot_v1_dot_compute__pb2.ConsoleOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHypervisors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loom.v1.ComputeService/ListHypervisors',
+            protos_dot_loom_dot_v1_dot_compute__pb2.ListHypervisorsRequest.SerializeToString,
+            protos_dot_loom_dot_v1_dot_compute__pb2.ListHypervisorsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -160,7 +160,7 @@ class WatchRequest(_message.Message):
     def __init__(self, since_revision: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("revision", "type", "kind", "id", "at", "network", "subnet", "port", "instance", "security_group", "security_group_rule", "router", "floating_ip")
+    __slots__ = ("revision", "type", "kind", "id", "at", "network", "subnet", "port", "instance", "router", "floating_ip", "image", "volume", "security_group", "security_group_rule")
     class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         TYPE_UNSPECIFIED: _ClassVar[WatchEvent.Type]
@@ -180,10 +180,12 @@ class WatchEvent(_message.Message):
     SUBNET_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
-    SECURITY_GROUP_FIELD_NUMBER: _ClassVar[int]
-    SECURITY_GROUP_RULE_FIELD_NUMBER: _ClassVar[int]
     ROUTER_FIELD_NUMBER: _ClassVar[int]
     FLOATING_IP_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_GROUP_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_GROUP_RULE_FIELD_NUMBER: _ClassVar[int]
     revision: int
     type: WatchEvent.Type
     kind: str
@@ -193,11 +195,13 @@ class WatchEvent(_message.Message):
     subnet: _resources_pb2.Subnet
     port: _resources_pb2.Port
     instance: _resources_pb2.Instance
-    security_group: _resources_pb2.SecurityGroup
-    security_group_rule: _resources_pb2.SecurityGroupRule
     router: _resources_pb2.Router
     floating_ip: _resources_pb2.FloatingIp
-    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., id: _Optional[str] = ..., at: _Optional[float] = ..., network: _Optional[_Union[_resources_pb2.Network, _Mapping]] = ..., subnet: _Optional[_Union[_resources_pb2.Subnet, _Mapping]] = ..., port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ..., instance: _Optional[_Union[_resources_pb2.Instance, _Mapping]] = ..., security_group: _Optional[_Union[_resources_pb2.SecurityGroup, _Mapping]] = ..., security_group_rule: _Optional[_Union[_resources_pb2.SecurityGroupRule, _Mapping]] = ..., router: _Optional[_Union[_resources_pb2.Router, _Mapping]] = ..., floating_ip: _Optional[_Union[_resources_pb2.FloatingIp, _Mapping]] = ...) -> None: ...
+    image: _resources_pb2.Image
+    volume: _resources_pb2.Volume
+    security_group: _resources_pb2.SecurityGroup
+    security_group_rule: _resources_pb2.SecurityGroupRule
+    def __init__(self, revision: _Optional[int] = ..., type: _Optional[_Union[WatchEvent.Type, str]] = ..., kind: _Optional[str] = ..., id: _Optional[str] = ..., at: _Optional[float] = ..., network: _Optional[_Union[_resources_pb2.Network, _Mapping]] = ..., subnet: _Optional[_Union[_resources_pb2.Subnet, _Mapping]] = ..., port: _Optional[_Union[_resources_pb2.Port, _Mapping]] = ..., instance: _Optional[_Union[_resources_pb2.Instance, _Mapping]] = ..., router: _Optional[_Union[_resources_pb2.Router, _Mapping]] = ..., floating_ip: _Optional[_Union[_resources_pb2.FloatingIp, _Mapping]] = ..., image: _Optional[_Union[_resources_pb2.Image, _Mapping]] = ..., volume: _Optional[_Union[_resources_pb2.Volume, _Mapping]] = ..., security_group: _Optional[_Union[_resources_pb2.SecurityGroup, _Mapping]] = ..., security_group_rule: _Optional[_Union[_resources_pb2.SecurityGroupRule, _Mapping]] = ...) -> None: ...
 
 class Agent(_message.Message):
     __slots__ = ("host", "tunnel_ip", "datapath_type", "alive", "last_seen", "applied_revision", "host_revision", "flows", "version")

@@ -175,8 +175,28 @@ class AddressPair(_message.Message):
     mac_address: str
     def __init__(self, ip_address: _Optional[str] = ..., mac_address: _Optional[str] = ...) -> None: ...
 
+class Flavor(_message.Message):
+    __slots__ = ("vcpus", "ram_mb", "disk_gb")
+    VCPUS_FIELD_NUMBER: _ClassVar[int]
+    RAM_MB_FIELD_NUMBER: _ClassVar[int]
+    DISK_GB_FIELD_NUMBER: _ClassVar[int]
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    def __init__(self, vcpus: _Optional[int] = ..., ram_mb: _Optional[int] = ..., disk_gb: _Optional[int] = ...) -> None: ...
+
+class NetworkRequest(_message.Message):
+    __slots__ = ("network_id", "port_id", "fixed_ip")
+    NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    PORT_ID_FIELD_NUMBER: _ClassVar[int]
+    FIXED_IP_FIELD_NUMBER: _ClassVar[int]
+    network_id: str
+    port_id: str
+    fixed_ip: str
+    def __init__(self, network_id: _Optional[str] = ..., port_id: _Optional[str] = ..., fixed_ip: _Optional[str] = ...) -> None: ...
+
 class Instance(_message.Message):
-    __slots__ = ("id", "name", "hostname", "project_id", "user_data", "public_keys", "metadata", "availability_zone", "host", "status", "ports", "tag", "revision_number", "created_at", "updated_at")
+    __slots__ = ("id", "name", "hostname", "project_id", "user_data", "public_keys", "metadata", "availability_zone", "host", "status", "ports", "tag", "revision_number", "created_at", "updated_at", "flavor", "image_id", "networks", "power_state", "task_state", "fault", "volumes", "launched_at")
     class PublicKeysEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +226,14 @@ class Instance(_message.Message):
     REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FLAVOR_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    POWER_STATE_FIELD_NUMBER: _ClassVar[int]
+    TASK_STATE_FIELD_NUMBER: _ClassVar[int]
+    FAULT_FIELD_NUMBER: _ClassVar[int]
+    VOLUMES_FIELD_NUMBER: _ClassVar[int]
+    LAUNCHED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     hostname: str
@@ -221,7 +249,90 @@ class Instance(_message.Message):
     revision_number: int
     created_at: float
     updated_at: float
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., hostname: _Optional[str] = ..., project_id: _Optional[str] = ..., user_data: _Optional[bytes] = ..., public_keys: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., availability_zone: _Optional[str] = ..., host: _Optional[str] = ..., status: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+    flavor: Flavor
+    image_id: str
+    networks: _containers.RepeatedCompositeFieldContainer[NetworkRequest]
+    power_state: str
+    task_state: str
+    fault: str
+    volumes: _containers.RepeatedScalarFieldContainer[str]
+    launched_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., hostname: _Optional[str] = ..., project_id: _Optional[str] = ..., user_data: _Optional[bytes] = ..., public_keys: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., availability_zone: _Optional[str] = ..., host: _Optional[str] = ..., status: _Optional[str] = ..., ports: _Optional[_Iterable[str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., flavor: _Optional[_Union[Flavor, _Mapping]] = ..., image_id: _Optional[str] = ..., networks: _Optional[_Iterable[_Union[NetworkRequest, _Mapping]]] = ..., power_state: _Optional[str] = ..., task_state: _Optional[str] = ..., fault: _Optional[str] = ..., volumes: _Optional[_Iterable[str]] = ..., launched_at: _Optional[float] = ...) -> None: ...
+
+class Image(_message.Message):
+    __slots__ = ("id", "name", "project_id", "disk_format", "container_format", "size", "virtual_size", "sha256", "status", "min_disk", "min_ram", "properties", "tag", "revision_number", "created_at", "updated_at")
+    class PropertiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    DISK_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISK_FIELD_NUMBER: _ClassVar[int]
+    MIN_RAM_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    project_id: str
+    disk_format: str
+    container_format: str
+    size: int
+    virtual_size: int
+    sha256: str
+    status: str
+    min_disk: int
+    min_ram: int
+    properties: _containers.ScalarMap[str, str]
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_id: _Optional[str] = ..., disk_format: _Optional[str] = ..., container_format: _Optional[str] = ..., size: _Optional[int] = ..., virtual_size: _Optional[int] = ..., sha256: _Optional[str] = ..., status: _Optional[str] = ..., min_disk: _Optional[int] = ..., min_ram: _Optional[int] = ..., properties: _Optional[_Mapping[str, str]] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
+
+class Volume(_message.Message):
+    __slots__ = ("id", "name", "project_id", "size_gb", "image_id", "status", "instance_id", "device", "backend", "fault", "tag", "revision_number", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_GB_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    FAULT_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    REVISION_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    project_id: str
+    size_gb: int
+    image_id: str
+    status: str
+    instance_id: str
+    device: str
+    backend: str
+    fault: str
+    tag: int
+    revision_number: int
+    created_at: float
+    updated_at: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project_id: _Optional[str] = ..., size_gb: _Optional[int] = ..., image_id: _Optional[str] = ..., status: _Optional[str] = ..., instance_id: _Optional[str] = ..., device: _Optional[str] = ..., backend: _Optional[str] = ..., fault: _Optional[str] = ..., tag: _Optional[int] = ..., revision_number: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ...) -> None: ...
 
 class SecurityGroup(_message.Message):
     __slots__ = ("id", "name", "description", "project_id", "rules", "tag", "revision_number", "created_at", "updated_at")
