@@ -48,7 +48,7 @@ LAB_ARGS ?=
 lab: bootstrap
 	$(PY) -m lab.mininet up $(LAB_ARGS)
 
-BENCHMARKS := api compile flow_install time_to_ping dhcp_metadata lab_start ovsdb_monitor guest_tcp compute
+BENCHMARKS := api compile flow_install time_to_ping dhcp_metadata lab_start ovsdb_monitor guest_tcp secgroups l3 compute
 
 bench: ovs
 	bash scripts/bootstrap.sh --bench

@@ -72,6 +72,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stats import percentile  # noqa: E402
 from controller.ready_file import ControllerNotReady, wait_ready_file  # noqa: E402
+from dataplane.common.supervise import stop_child  # noqa: E402
 from dataplane.desired import DesiredState  # noqa: E402
 from protos.loom.v1 import agent_pb2, agent_pb2_grpc, network_pb2, network_pb2_grpc, resources_pb2  # noqa: E402
 
@@ -106,15 +107,6 @@ def start_controller(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     except ControllerNotReady:
         proc.kill()
         raise
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def rss_mb(pid: int) -> float:
@@ -252,7 +244,7 @@ def unbound_round(ports: int, clients: int) -> dict[str, float]:
                 "unbound_load_before": load,
             }
     finally:
-        stop_process(proc)
+        stop_child(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -449,7 +441,7 @@ class AgentsProcess:
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            stop_process(self.proc)
+            stop_child(self.proc)
 
 
 # --------------------------------------------------------------------------- bound
@@ -535,7 +527,7 @@ def bound_round(ports: int, clients: int, hosts: int, networks: int) -> dict[str
     finally:
         if agents is not None:
             agents.close()
-        stop_process(proc)
+        stop_child(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -50,7 +50,7 @@ import grpc  # noqa: E402
 
 from bench.stats import percentile  # noqa: E402
 from controller.ready_file import ControllerNotReady, wait_ready_file  # noqa: E402
-from dataplane.common.supervise import find_processes, terminate  # noqa: E402
+from dataplane.common.supervise import find_processes, stop_child, terminate  # noqa: E402
 from dhcp.manager import DhcpManager  # noqa: E402
 from dhcp.model import DhcpHostEntry, DhcpNetworkConfig, DhcpSubnetConfig  # noqa: E402
 from lab.mininet.prober import checksum  # noqa: E402
@@ -315,12 +315,7 @@ def metadata_controller(workdir: Path, secret_file: Path) -> Iterator[MetadataCo
             )
         yield MetadataController(proc, metadata_port, net.id, port.id, instance.id, project)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc)
 
 
 def measure_metadata() -> Metrics:

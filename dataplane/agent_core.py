@@ -319,11 +319,19 @@ class AgentCore:
         return out
 
     def gateway_roles(self, desired: DesiredState, forwarding: Mapping[int, bool], healthy: bool) -> frozenset[str]:
-        """The routers this host is the active gateway of: every gateway ahead of it down, its next hops up."""
+        """The routers this host is the active gateway of: every gateway ahead of it down, its next hops up.
+
+        ``forwarding`` is BFD's view of every gateway tunnel of this host. When all of them are down
+        the host is cut off from the overlay: it keeps no router that has another gateway host,
+        which has seen it go and taken over (else both would claim it, and the last report won).
+        """
+        isolated = bool(forwarding) and not any(forwarding.values())
         active = frozenset(
             g.router_id
             for g in desired.l3.gateway_routers
-            if healthy and not any(forwarding.get(port, False) for port in g.before)
+            if healthy
+            and not any(forwarding.get(port, False) for port in g.before)
+            and not (isolated and g.gateway_hosts > 1)
         )
         self._active = active
         return active

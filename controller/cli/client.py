@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -25,6 +25,7 @@ from protos.loom.v1 import (
 )
 
 PAGE_SIZE = 500
+_Stub = TypeVar("_Stub")
 
 
 class CliError(Exception):
@@ -37,6 +38,8 @@ class ApiClient:
 
     server: str
     _channel: grpc.Channel | None = field(default=None, init=False, repr=False)
+    # One stub per service: building one creates a callable per RPC, too slow to repeat per call.
+    _stubs: dict[type, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def channel(self) -> grpc.Channel:
@@ -44,34 +47,41 @@ class ApiClient:
             self._channel = grpc.insecure_channel(self.server)
         return self._channel
 
+    def _stub(self, stub_type: type[_Stub]) -> _Stub:
+        stub = self._stubs.get(stub_type)
+        if stub is None:
+            stub = self._stubs[stub_type] = stub_type(self.channel)
+        return stub
+
     @property
     def network(self) -> network_pb2_grpc.NetworkServiceStub:
-        return network_pb2_grpc.NetworkServiceStub(self.channel)
+        return self._stub(network_pb2_grpc.NetworkServiceStub)
 
     @property
     def compute(self) -> compute_pb2_grpc.ComputeServiceStub:
-        return compute_pb2_grpc.ComputeServiceStub(self.channel)
+        return self._stub(compute_pb2_grpc.ComputeServiceStub)
 
     @property
     def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
-        return security_pb2_grpc.SecurityGroupServiceStub(self.channel)
+        return self._stub(security_pb2_grpc.SecurityGroupServiceStub)
 
     @property
     def routers(self) -> router_pb2_grpc.RouterServiceStub:
-        return router_pb2_grpc.RouterServiceStub(self.channel)
+        return self._stub(router_pb2_grpc.RouterServiceStub)
 
     @property
     def images(self) -> image_pb2_grpc.ImageServiceStub:
-        return image_pb2_grpc.ImageServiceStub(self.channel)
+        return self._stub(image_pb2_grpc.ImageServiceStub)
 
     @property
     def volumes(self) -> volume_pb2_grpc.VolumeServiceStub:
-        return volume_pb2_grpc.VolumeServiceStub(self.channel)
+        return self._stub(volume_pb2_grpc.VolumeServiceStub)
 
     def close(self) -> None:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+        self._stubs.clear()
 
 
 @dataclass

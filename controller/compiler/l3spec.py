@@ -51,6 +51,7 @@ class GatewayRouterSpec:
     vlan: int
     before: tuple[int, ...]
     external_network_id: str
+    gateway_hosts: int  # how many hosts the router's gateway order has (this one included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,16 @@ def host_l3_spec(topo: Topology, host: str) -> HostL3Spec:
             )
             gateways.append(
                 GatewayRouterSpec(
-                    router.id, router.tag, external_ip, gw_port.mac_address, net.tag, ofport, vlan, before, net.id
+                    router.id,
+                    router.tag,
+                    external_ip,
+                    gw_port.mac_address,
+                    net.tag,
+                    ofport,
+                    vlan,
+                    before,
+                    net.id,
+                    len(order),
                 )
             )
     return HostL3Spec(

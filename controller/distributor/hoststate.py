@@ -299,6 +299,7 @@ def l3_to_proto(s: HostL3Spec) -> agent_pb2.HostL3:
                 vlan=g.vlan,
                 before=list(g.before),
                 external_network_id=g.external_network_id,
+                gateway_hosts=g.gateway_hosts,
             )
             for g in s.gateway_routers
         ],

@@ -13,6 +13,7 @@ import contextlib
 import os
 import select
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -124,6 +125,18 @@ def terminate(pid: int, timeout: float = 2.0) -> None:
         log.warning("process survived SIGKILL", pid=pid)
     finally:
         os.close(pidfd)
+
+
+def stop_child(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a child this process started: SIGTERM, SIGKILL after ``timeout``, and reap it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def send_signal(pid: int, sig: signal.Signals) -> bool:

@@ -46,6 +46,10 @@ class GuestError(RuntimeError):
     """The guest did not boot, answer or behave; the message says which guest and points at its console log."""
 
 
+# A status line the guest's init writes on its own (LOOM-LEASE, LOOM-HOSTNAME, LOOM-USERDATA-...).
+_GUEST_STATUS_LINE = re.compile(r"^LOOM-[A-Z-]+(?: [^\n]*)?\n", re.M)
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """The DHCP lease the guest applied, as its udhcpc hook printed it."""
@@ -181,7 +185,10 @@ class SerialConsole:
                 raise GuestError(f"guest {self.name}: console closed while running `{command}`")
             self._buffer += chunk
         output, self._buffer = self._buffer[: m.start()], self._buffer[m.end() :]
-        return int(m.group(1)), output.decode(errors="replace")
+        # The guest's init prints its own status lines (LOOM-HOSTNAME ..., its cloud-init) on the same
+        # serial port whenever they happen: they are not the command's output (console() keeps them).
+        text = _GUEST_STATUS_LINE.sub("", output.decode(errors="replace"))
+        return int(m.group(1)), text
 
     def check(self, command: str, timeout: float = 30.0) -> str:
         """``run``, raising GuestError with the output when the command fails."""

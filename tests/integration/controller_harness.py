@@ -24,11 +24,12 @@ from typing import Any
 import grpc
 
 from controller import app
+from controller.cli.client import ApiClient
 from controller.config import ControllerConfig
 from controller.main import Controller
 from controller.model import RESOURCE_TYPES
 from controller.ready_file import clear_ready_file, wait_ready_file
-from protos.loom.v1 import compute_pb2_grpc, network_pb2_grpc, router_pb2_grpc, security_pb2_grpc
+from dataplane.common.supervise import stop_child
 from protos.loom.v1 import network_pb2 as npb
 from protos.loom.v1 import resources_pb2 as rpb
 
@@ -46,30 +47,19 @@ def scratch_dir() -> Iterator[str]:
 
 
 @dataclass
-class LiveController:
-    """A controller serving in this process, with stubs connected to it."""
+class LiveController(ApiClient):
+    """A controller serving in this process, and loomctl's client of its API (``server`` is its address)."""
 
     controller: Controller
-    channel: grpc.Channel
-    network: network_pb2_grpc.NetworkServiceStub
-    compute: compute_pb2_grpc.ComputeServiceStub
     db_path: str
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.controller.port}"
+        return self.server
 
     @property
     def store(self) -> Any:
         return self.controller.context.store
-
-    @property
-    def security(self) -> security_pb2_grpc.SecurityGroupServiceStub:
-        return security_pb2_grpc.SecurityGroupServiceStub(self.channel)
-
-    @property
-    def routers(self) -> router_pb2_grpc.RouterServiceStub:
-        return router_pb2_grpc.RouterServiceStub(self.channel)
 
 
 @contextlib.contextmanager
@@ -78,17 +68,11 @@ def live_controller(workdir: str, **config: Any) -> Iterator[LiveController]:
     cfg = replace(cfg, **config)
     controller = app.build(cfg)  # what `loom-controller` runs: API, distributor, status tracker, agent service
     controller.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{controller.port}")
+    live = LiveController(f"127.0.0.1:{controller.port}", controller, cfg.db_path)
     try:
-        yield LiveController(
-            controller,
-            channel,
-            network_pb2_grpc.NetworkServiceStub(channel),
-            compute_pb2_grpc.ComputeServiceStub(channel),
-            cfg.db_path,
-        )
+        yield live
     finally:
-        channel.close()
+        live.close()
         controller.stop(grace=1.0)
 
 
@@ -124,12 +108,8 @@ class ControllerProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc is not None:
+            stop_child(self.proc)
 
 
 # What the controller writes to a port by itself, as its agent reports and its flows compile.

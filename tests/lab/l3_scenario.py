@@ -37,10 +37,11 @@ POOL_START, POOL_END = "203.0.113.100", "203.0.113.200"
 
 
 def l3_config() -> LabConfig:
-    """The L3 lab of this test session's slot: prefix lab<slot>r, management 198.18.(120 + slot).0/24."""
+    """The L3 lab of this test session's slot: prefix lab<slot>r, management 198.18.(140 + slot).0/24
+    (slot_config in tests/lab/conftest.py keeps 198.18.(120 + slot) for the compute lab)."""
     slot = int(os.environ.get("LOOM_TEST_SLOT", "0") or 0)
     prefix = os.environ.get("LOOM_L3LAB_PREFIX") or (f"lab{slot}r" if slot else "labr")
-    return LabConfig(hypervisors=4, prefix=prefix, mgmt_cidr=f"198.18.{120 + slot}.0/24")
+    return LabConfig(hypervisors=4, prefix=prefix, mgmt_cidr=f"198.18.{140 + slot}.0/24")
 
 
 class L3Scenario(Scenario):

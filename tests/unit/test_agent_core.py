@@ -194,6 +194,7 @@ GW = agent_pb2.GatewayRouter(
     network_tag=3,
     patch_ofport=65210,
     before=[40001],
+    gateway_hosts=2,
 )
 
 
@@ -222,12 +223,27 @@ def test_a_floating_ip_that_leaves_has_its_connections_flushed() -> None:
 def test_gateway_role_follows_bfd_of_the_gateways_ahead_and_external_health() -> None:
     core = AgentCore()
     state = _l3_state([], [GW])
-    assert core.gateway_roles(state, {40001: True}, healthy=True) == frozenset()
+    assert core.gateway_roles(state, {40001: True, 40002: True}, healthy=True) == frozenset()
     assert core.gateway_report() == []
     core.gateway_reported([])
     assert core.gateway_report() is None
-    assert core.gateway_roles(state, {40001: False}, healthy=True) == {"r1"}
+    assert core.gateway_roles(state, {40001: False, 40002: True}, healthy=True) == {"r1"}
     assert core.gateway_report() == ["r1"]
     (a,) = core.external_announcements(state, 10.0)
     assert (a.ip, a.mac) == ("203.0.113.2", "fa:16:3e:ee:00:04")
-    assert core.gateway_roles(state, {40001: False}, healthy=False) == frozenset()
+    assert core.gateway_roles(state, {40001: False, 40002: True}, healthy=False) == frozenset()
+
+
+def test_a_gateway_cut_off_from_the_overlay_claims_no_router_another_gateway_can_take() -> None:
+    core = AgentCore()
+    first = agent_pb2.GatewayRouter()
+    first.CopyFrom(GW)
+    del first.before[:]  # this host is first in the order: nothing ahead of it
+    state = _l3_state([], [first])
+    # Positive control: one tunnel up (to a compute host) is enough to know it is not the one cut off.
+    assert core.gateway_roles(state, {40001: False, 40002: True}, healthy=True) == {"r1"}
+    assert core.gateway_roles(state, {40001: False, 40002: False}, healthy=True) == frozenset()
+    assert core.gateway_report() == []
+    # The only gateway of its router keeps it whatever BFD says: no one else could take over.
+    first.gateway_hosts = 1
+    assert core.gateway_roles(_l3_state([], [first]), {40001: False, 40002: False}, healthy=True) == {"r1"}

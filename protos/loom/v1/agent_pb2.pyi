@@ -191,7 +191,7 @@ class LocalFloatingIp(_message.Message):
     def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., mac_address: _Optional[str] = ..., fixed_ip: _Optional[str] = ..., network_tag: _Optional[int] = ..., patch_ofport: _Optional[int] = ..., vlan: _Optional[int] = ..., dnat_zone: _Optional[int] = ..., snat_zone: _Optional[int] = ...) -> None: ...
 
 class GatewayRouter(_message.Message):
-    __slots__ = ("router_id", "tag", "external_ip", "mac_address", "network_tag", "patch_ofport", "vlan", "before", "external_network_id")
+    __slots__ = ("router_id", "tag", "external_ip", "mac_address", "network_tag", "patch_ofport", "vlan", "before", "external_network_id", "gateway_hosts")
     ROUTER_ID_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_IP_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,7 @@ class GatewayRouter(_message.Message):
     VLAN_FIELD_NUMBER: _ClassVar[int]
     BEFORE_FIELD_NUMBER: _ClassVar[int]
     EXTERNAL_NETWORK_ID_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_HOSTS_FIELD_NUMBER: _ClassVar[int]
     router_id: str
     tag: int
     external_ip: str
@@ -210,7 +211,8 @@ class GatewayRouter(_message.Message):
     vlan: int
     before: _containers.RepeatedScalarFieldContainer[int]
     external_network_id: str
-    def __init__(self, router_id: _Optional[str] = ..., tag: _Optional[int] = ..., external_ip: _Optional[str] = ..., mac_address: _Optional[str] = ..., network_tag: _Optional[int] = ..., patch_ofport: _Optional[int] = ..., vlan: _Optional[int] = ..., before: _Optional[_Iterable[int]] = ..., external_network_id: _Optional[str] = ...) -> None: ...
+    gateway_hosts: int
+    def __init__(self, router_id: _Optional[str] = ..., tag: _Optional[int] = ..., external_ip: _Optional[str] = ..., mac_address: _Optional[str] = ..., network_tag: _Optional[int] = ..., patch_ofport: _Optional[int] = ..., vlan: _Optional[int] = ..., before: _Optional[_Iterable[int]] = ..., external_network_id: _Optional[str] = ..., gateway_hosts: _Optional[int] = ...) -> None: ...
 
 class GatewayTunnel(_message.Message):
     __slots__ = ("host", "remote_ip", "ofport")
