@@ -54,6 +54,9 @@ class Feature(ABC):
     group_kinds: ClassVar[tuple[str, ...]]
     # Stable number of the feature: the tag of its host-wide group's cookie. Never reuse one.
     number: ClassVar[int]
+    # Whether what its groups stand for can change a host's tunnel peers or L3 spec. False lets a
+    # change that dirties only this feature's groups skip recomputing those on every touched host.
+    shapes_host_specs: ClassVar[bool] = True
 
     @abstractmethod
     def compile(self, topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:

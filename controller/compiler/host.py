@@ -57,6 +57,17 @@ class FeatureRegistry:
             raise ValueError(f"no feature owns group {key!r}")
         return feature
 
+    def flows_only(self, keys: Iterable[GroupKey]) -> bool:
+        """True when ``keys`` (some) all belong to features whose groups cannot change host peers or L3 specs."""
+        keys = list(keys)
+        if not keys:
+            return False
+        for key in keys:
+            feature = self.owner(key) if key != ALL_GROUPS else None
+            if feature is None or feature.shapes_host_specs:
+                return False
+        return True
+
     def cookie(self, topo: Topology, key: GroupKey) -> int | None:
         feature = self.owner(key)
         return make_cookie(CookieKind.PIPELINE) if feature is None else feature.cookie(topo, key)

@@ -195,6 +195,8 @@ def router_hosts(topo: Topology, router_id: str) -> set[str]:
 
 def routers_on_host(topo: Topology, host: str) -> set[str]:
     """Every router present on ``host``."""
+    if not topo.l3.routers:
+        return set()
     found: set[str] = set()
     for net_id in topo.networks_of_host(host):
         found |= set(topo.l3.routers_by_network.get(net_id, ()))

@@ -283,6 +283,7 @@ def _address_flows(address: str, ingress: tuple[int, ...], egress: tuple[int, ..
     return tuple(flows)
 
 
+@lru_cache(maxsize=1 << 17)
 def address_cookie(address: str) -> int:
     net = ipaddress.IPv4Network(address)
     return make_cookie(CookieKind.SG_ADDRESS, (net.prefixlen << 32) | int(net.network_address))
@@ -376,6 +377,7 @@ class SecGroupsFeature(Feature):
     name = p.SECGROUPS
     group_kinds = ("sg-port", "sg-remote", "sg-address")
     number = 2
+    shapes_host_specs = False  # rules and members are flows only: no tunnel peer, no router
 
     def compile(self, topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:
         kind, obj_id = key

@@ -9,6 +9,7 @@ compilations, independent of the size of the rest of the model.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -43,6 +44,10 @@ KINDS = (
 
 # Port fields that change nothing in any host's desired state.
 _STATUS_ONLY_FIELDS = frozenset({"status", "stages", "revision_number", "updated_at"})
+
+
+# Shortest time between the starts of two passes while changes keep coming (seconds).
+PASS_INTERVAL = float(os.environ.get("LOOM_PASS_INTERVAL", "0.05"))
 
 
 @dataclass
@@ -97,6 +102,8 @@ class Distributor:
         self.epoch = uuid.uuid4().hex
         self.records: dict[str, HostRecord] = {}
         self.lock = threading.RLock()
+        # Group key -> cookie, within one pass over the topology (a cookie is the same on every host).
+        self._cookies: dict[GroupKey, int | None] = {}
         self.listener = listener
         self._events: queue.SimpleQueue[list[Event] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -149,7 +156,7 @@ class Distributor:
     def _on_commit(self, events: list[Event]) -> None:
         """Store callback (the committing thread, in commit order): queue what can change a host.
 
-        An unbound VM port changes no host's state; orchestrators create many, and
+        An unbound VM port changes no host's state, nor does a port's status; orchestrators create many, and
         waking the distributor for each would cost the API throughput. The set of
         ports the dataplane knows is kept here, in commit order, so that unbinding
         or deleting a port that was bound is always passed on, even before the
@@ -161,6 +168,8 @@ class Distributor:
                 if ev.kind != "port":
                     relevant = True
                     continue
+                if ev.type == EventType.UPDATED and _status_only(ev.old, ev.obj):
+                    continue  # the port's own status: no host's state reads it
                 matters = ev.type != EventType.DELETED and in_dataplane(ev.obj)  # type: ignore[arg-type]
                 if matters or ev.id in self._dataplane_ports:
                     relevant = True
@@ -190,10 +199,20 @@ class Distributor:
     # ------------------------------------------------------------ event loop
 
     def _run(self) -> None:
+        last_pass, sustained = 0.0, False
         while True:
             batch = self._events.get()
             if batch is None:
                 return
+            # Changes kept coming while the last pass ran (a stream of them, not one orchestrator step
+            # waiting for its result): gather for a moment, so that a change touching every host (a
+            # port joining a group all hosts reference) costs each host one delta per pass, not one
+            # per change. Otherwise a change goes out at once.
+            if sustained:
+                linger = last_pass + PASS_INTERVAL - time.monotonic()
+                if linger > 0:
+                    time.sleep(linger)
+            last_pass = time.monotonic()
             events = list(batch)
             batches = 1
             # Coalesce whatever else is already queued into one pass.
@@ -218,6 +237,7 @@ class Distributor:
                     self.revision = max(self.revision, self._skipped_upto)
             if stopping:
                 return
+            sustained = not self._events.empty()
 
     def _process(self, events: list[Event]) -> None:
         events = [e for e in events if e.revision > self._start_revision]
@@ -258,6 +278,7 @@ class Distributor:
                     _merge(dirty, FEATURES.affected(self.topo, None, new))
                 _merge(dirty, FEATURES.membership(self.topo, self.topo.take_membership_changes()))
             revision = events[-1].revision
+            self._cookies = {}  # a group's cookie is the same on every host: once per pass
             for host in dirty.keys() | guests.keys():
                 compiled_ports.extend(self._recompile(host, dirty.get(host, set()), revision, guests.get(host)))
             st = self.stats
@@ -280,6 +301,7 @@ class Distributor:
     # ------------------------------------------------------------ compile
 
     def _full_compile(self, host: str) -> list[str]:
+        self._cookies = {}
         return self._recompile(host, {ALL_GROUPS}, self.revision or self._start_revision)
 
     def _recompile(
@@ -298,6 +320,7 @@ class Distributor:
             rec = self.records[host] = HostRecord(host, revision=revision, log_floor=revision)
         builder = DeltaBuilder(rec)
         guests = set(instance_ids or ())
+        host_specs = created or not FEATURES.flows_only(keys)
         if created or ALL_GROUPS in keys:
             keys = set(FEATURES.host_groups(topo, host)) | set(rec.groups)
             port_ids = set(topo.vif_ports_by_host.get(host, {})) | set(rec.ports)
@@ -308,8 +331,10 @@ class Distributor:
             port_ids = {oid for kind, oid in keys if kind == "port"}
             net_ids = {oid for kind, oid in keys if kind == "network"}
             keys = keys | {k for k in _HOST_WIDE if k not in rec.groups}
+        cookies = self._cookies
         for key in sorted(keys):
-            builder.set_group(key, FEATURES.cookie(topo, key), FEATURES.compile(topo, key, host))
+            cookie = cookies[key] if key in cookies else cookies.setdefault(key, FEATURES.cookie(topo, key))
+            builder.set_group(key, cookie, FEATURES.compile(topo, key, host))
         for pid in port_ids:
             port = topo.ports.get(pid)
             local = port is not None and is_vif_port(port) and port.binding_host_id == host
@@ -317,8 +342,9 @@ class Distributor:
         for net_id in net_ids:
             present = topo.host_has_network(host, net_id)
             builder.set_network(net_id, local_network_spec(topo, net_id) if present else None)
-        builder.set_peers(host_peers(topo, host))
-        builder.set_l3(host_l3_spec(topo, host))
+        if host_specs:
+            builder.set_peers(host_peers(topo, host))
+            builder.set_l3(host_l3_spec(topo, host))
         if self.instances is not None:
             for iid in guests:
                 builder.set_instance(iid, self.instances.spec(host, iid))

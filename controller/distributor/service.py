@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import grpc
 
 from controller.distributor.distributor import Distributor
+from controller.distributor.hoststate import merge_deltas
 from controller.distributor.status import HostFacts, PortStatusTracker
 from controller.model import OWNER_DHCP, Agent, FloatingIP, Network, Port, Router, SecurityGroup
 from controller.store.base import Store
@@ -131,8 +132,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     continue
                 if msg is None:
                     return
+                msg, closed = _coalesce(msg, sub)
                 yield msg
                 self._touch(host)
+                if closed:
+                    return
         finally:
             self.distributor.close_stream(host, sub)
             with self.lock:
@@ -247,3 +251,30 @@ def _owner_names(store: Store) -> dict[int, str]:
         if isinstance(f, FloatingIP)
     ]
     return owner_labels(networks, ports, localports, security_groups=groups, routers=routers, floating_ips=fips)
+
+
+def _coalesce(msg: agent_pb2.SyncMessage, sub: queue.SimpleQueue) -> tuple[agent_pb2.SyncMessage, bool]:
+    """``msg`` and every delta queued behind it as one message; True when the stream is to close.
+
+    A stream that fell behind (its agent or the network slower than the deltas) then catches up in
+    one message per send instead of one per delta: the states in between are history, and an agent
+    may program its switch after any message anyway.
+    """
+    deltas = [msg.delta] if msg.HasField("delta") else None
+    last, closed = msg, False
+    while deltas is not None:
+        try:
+            more = sub.get_nowait()
+        except queue.Empty:
+            break
+        if more is None:
+            closed = True
+            break
+        if more.HasField("delta") and more.epoch == last.epoch:
+            deltas.append(more.delta)
+        else:
+            deltas = [more.delta] if more.HasField("delta") else None  # a snapshot replaces what came before
+        last = more
+    if deltas is None or len(deltas) == 1:
+        return last, closed
+    return agent_pb2.SyncMessage(revision=last.revision, epoch=last.epoch, delta=merge_deltas(deltas)), closed
