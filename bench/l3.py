@@ -33,6 +33,10 @@ and server for the floating IP (``lr-nat-add dnat_and_snat`` with
 ``logical_port`` and ``external_mac``: distributed, on the VM's chassis; the
 router's port on the external switch has ``nat-addresses=router``, as
 Neutron's ML2/OVN sets it, so OVN announces NAT addresses by gratuitous ARP).
+Like for like, neither side runs a firewall: OVN's switches have no ACLs, and
+Loom's VM ports have port security off (no security group; the project's
+default group would refuse the server's probes; bench/secgroups.py measures
+what groups cost).
 
 Prints a table, writes bench/results/l3.json.
 
@@ -139,7 +143,7 @@ def loom_routed_first_ping(loom: LoomLab, red: LabNetwork, target: Vm, rounds: i
     times = []
     hv = loom.lab.hv("hv1")
     for i in range(rounds):
-        port = loom.create_port(red, "hv1", f"rp{i}")
+        port = loom.create_port(red, "hv1", f"rp{i}", port_security=False)
         loom.wait_port_stage(port.id, "flows_installed")
         ip = port.fixed_ips[0].ip_address
         vm_ns, device = loom.config.vm_netns(f"rp{i}"), vif_device_name(port.id)
@@ -250,18 +254,18 @@ def run_loom(args: argparse.Namespace, res: Results) -> None:
         external = _external(loom, world)
         red, blue = _network(loom, "red", "10.0.0.0/24"), _network(loom, "blue", "10.0.1.0/24")
         router = _router(loom, external, red, blue)
-        target = loom.boot_vm("target", "hv1", blue, routed=True)
+        target = loom.boot_vm("target", "hv1", blue, routed=True, port_security=False)
         res.routed = loom_routed_first_ping(loom, red, target, args.rounds)
-        a = loom.boot_vm("a", "hv1", red, routed=True)
+        a = loom.boot_vm("a", "hv1", red, routed=True, port_security=False)
         assert wait_until(lambda: subprocess_ping(a.netns, world.server_ip), 30) is not None, "no SNAT"
         res.fip = loom_fip_reachable(loom, world, external, a, args.rounds)
         # TCP: across the router (red hv1 -> blue hv2) and within blue (hv1 -> hv2), interleaved.
-        b = loom.boot_vm("b", "hv2", blue, routed=True)
-        c = loom.boot_vm("c", "hv1", blue, routed=True)
+        b = loom.boot_vm("b", "hv2", blue, routed=True, port_security=False)
+        c = loom.boot_vm("c", "hv1", blue, routed=True, port_security=False)
         for _ in range(args.tcp_rounds):
             res.routed_tcp.append(iperf(b, a, b.address or ""))
             res.switched_tcp.append(iperf(b, c, b.address or ""))
-        snat_vm = loom.boot_vm("s", "hv2", red, routed=True)
+        snat_vm = loom.boot_vm("s", "hv2", red, routed=True, port_security=False)
         assert wait_until(lambda: subprocess_ping(snat_vm.netns, world.server_ip), 30) is not None
         res.failover = loom_snat_failover(loom, world, router.id, snat_vm, args.failovers)
     finally:

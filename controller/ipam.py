@@ -198,12 +198,15 @@ class SubnetAddresses:
 # ----------------------------------------------------------------------- MACs
 
 
-def generate_mac(taken: Collection[str], attempts: int = 64) -> str:
-    """A random fa:16:3e:xx:xx:xx not in ``taken``. RuntimeError if none found (a full network)."""
+def generate_mac(taken: Collection[str], *more_taken: Collection[str], attempts: int = 64) -> str:
+    """A random fa:16:3e:xx:xx:xx in none of the ``taken`` collections. RuntimeError if none found (a full network).
+
+    Several collections rather than their union: building one would copy a network's every MAC per port.
+    """
     for _ in range(attempts):
         suffix = _rng.getrandbits(24)
         mac = f"{MAC_PREFIX}:{suffix >> 16:02x}:{(suffix >> 8) & 0xFF:02x}:{suffix & 0xFF:02x}"
-        if mac not in taken:
+        if mac not in taken and not any(mac in t for t in more_taken):
             return mac
     raise RuntimeError("no free MAC address found")
 

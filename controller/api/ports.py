@@ -133,7 +133,7 @@ class PortResource(ResourceApi):
                     holder = f"port {owner}" if owner else "another port of this request"
                     raise already_exists(f"{field}.mac_address", f"{mac} is used by {holder} on network {net.id}")
             else:
-                mac = generate_mac({*self.index.macs(net.id), *macs})
+                mac = generate_mac(self.index.macs(net.id), macs)
             macs.add(mac)
             fixed_ips = self._assign_ips(net, port_id, requested, (), device_owner, res.ips, field)
             port_security = bool(fields.get("port_security_enabled", net.port_security_enabled))

@@ -181,6 +181,14 @@ def test_generated_macs_are_unicast_local_and_avoid_taken_ones() -> None:
         taken.add(mac)
 
 
+def test_a_generated_mac_avoids_every_collection_it_is_given() -> None:
+    stored, this_request = {"fa:16:3e:00:00:01"}, set()
+    for _ in range(2000):
+        mac = generate_mac(stored, this_request)
+        assert mac not in stored and mac not in this_request
+        (stored if len(stored) < 1000 else this_request).add(mac)
+
+
 def test_generate_mac_gives_up_when_everything_is_taken() -> None:
     class Everything:
         def __contains__(self, item: object) -> bool:
