@@ -133,6 +133,7 @@ class Agent:
         self._tunnels_wanted: tuple[tuple[int, str], ...] | None = None
         self._tunnels_since: dict[int, float] = {}  # gateway tunnel ofport -> when it was set up
         self._cpath_down = False
+        self._cut_off = False  # every gateway tunnel's BFD down at the last look
 
     # ------------------------------------------------------------ lifecycle
 
@@ -394,6 +395,12 @@ class Agent:
         except Exception as exc:
             self.log.warning("cannot read BFD state", error=str(exc))
             return
+        cut_off = bool(forwarding) and not any(forwarding.values())
+        if self._cut_off and not cut_off:
+            # Back on the overlay: the sessions come up one by one, those to the gateways ahead of
+            # this one maybe last. Judge none of them down before they settle, as new ones.
+            self._tunnels_since = dict.fromkeys(self._tunnels_since, now)
+        self._cut_off = cut_off
         for ofport, since in self._tunnels_since.items():
             if now - since < BFD_SETTLE_SECONDS:
                 forwarding[ofport] = True  # too young to tell: the peer counts as alive
