@@ -34,6 +34,8 @@ class ControllerConfig:
     metadata_secret: str = ""  # shared with the agents' proxies, which sign each request with it
     # A gateway host that comes back takes back the routers it was active for (default off: no second outage).
     gateway_preempt: bool = False
+    # Shortest time between two distributor passes while changes keep coming (seconds; see Distributor).
+    pass_interval: float = 0.05
     image_dir: str = ""  # uploaded images; empty: "images" beside the database
     volume_dir: str = ""  # the volumes' file backend, mounted by every hypervisor; empty: "volumes" beside the database
 
@@ -91,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("LOOM_GATEWAY_PREEMPT", "") in ("1", "true", "yes"),
         help="a recovered gateway host takes its routers' SNAT back (default: it stays a backup)",
     )
+    p.add_argument(
+        "--pass-interval",
+        type=float,
+        default=float(env("LOOM_PASS_INTERVAL", "0.05")),
+        help="seconds between distributor passes under a stream of changes (0: a pass per commit)",
+    )
     p.add_argument("--image-dir", default=env("LOOM_IMAGE_DIR", ""), help="image store (default: beside --db)")
     p.add_argument(
         "--volume-dir",
@@ -105,6 +113,8 @@ def from_args(argv: Sequence[str] | None = None) -> ControllerConfig:
     args = parser.parse_args(argv)
     if args.underlay_mtu < 576 or args.underlay_mtu > 65535:
         parser.error("--underlay-mtu must be between 576 and 65535")
+    if args.pass_interval < 0:
+        parser.error("--pass-interval must be 0 or more")
     secret = os.environ.get("LOOM_METADATA_SECRET", "")
     if args.metadata_secret_file:
         with open(args.metadata_secret_file) as f:
@@ -126,6 +136,7 @@ def from_args(argv: Sequence[str] | None = None) -> ControllerConfig:
         metadata_listen=args.metadata_listen,
         metadata_secret=secret,
         gateway_preempt=args.gateway_preempt,
+        pass_interval=args.pass_interval,
         image_dir=args.image_dir,
         volume_dir=args.volume_dir,
     )

@@ -33,7 +33,7 @@ import threading
 import time
 
 from dataplane import underlay
-from dataplane.agent_core import AgentCore, Announcement, Flush, Rendered
+from dataplane.agent_core import AgentCore, Announcement, Flush, Rendered, cut_off
 from dataplane.common.arp import gratuitous_arp
 from dataplane.common.constants import BR_INT
 from dataplane.common.logs import get_logger
@@ -395,12 +395,12 @@ class Agent:
         except Exception as exc:
             self.log.warning("cannot read BFD state", error=str(exc))
             return
-        cut_off = bool(forwarding) and not any(forwarding.values())
-        if self._cut_off and not cut_off:
+        isolated = cut_off(forwarding)
+        if self._cut_off and not isolated:
             # Back on the overlay: the sessions come up one by one, those to the gateways ahead of
             # this one maybe last. Judge none of them down before they settle, as new ones.
             self._tunnels_since = dict.fromkeys(self._tunnels_since, now)
-        self._cut_off = cut_off
+        self._cut_off = isolated
         for ofport, since in self._tunnels_since.items():
             if now - since < BFD_SETTLE_SECONDS:
                 forwarding[ofport] = True  # too young to tell: the peer counts as alive

@@ -325,7 +325,7 @@ class AgentCore:
         the host is cut off from the overlay: it keeps no router that has another gateway host,
         which has seen it go and taken over (else both would claim it, and the last report won).
         """
-        isolated = bool(forwarding) and not any(forwarding.values())
+        isolated = cut_off(forwarding)
         active = frozenset(
             g.router_id
             for g in desired.l3.gateway_routers
@@ -347,6 +347,11 @@ class AgentCore:
 
     def report_gateways_again(self) -> None:
         self._reported_active = None
+
+
+def cut_off(forwarding: Mapping[int, bool]) -> bool:
+    """True when this host has gateway tunnels and BFD has every one of them down: no overlay."""
+    return bool(forwarding) and not any(forwarding.values())
 
 
 def _facts(s: agent_pb2.PortState) -> Facts:

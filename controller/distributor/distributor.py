@@ -9,7 +9,6 @@ compilations, independent of the size of the rest of the model.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -44,10 +43,6 @@ KINDS = (
 
 # Port fields that change nothing in any host's desired state.
 _STATUS_ONLY_FIELDS = frozenset({"status", "stages", "revision_number", "updated_at"})
-
-
-# Shortest time between the starts of two passes while changes keep coming (seconds).
-PASS_INTERVAL = float(os.environ.get("LOOM_PASS_INTERVAL", "0.05"))
 
 
 @dataclass
@@ -95,15 +90,16 @@ class Distributor:
         topology: Topology,
         listener: PortListener | None = None,
         instances: InstanceSource | None = None,
+        pass_interval: float = 0.05,
     ) -> None:
         self.store = store
+        # Shortest time between the starts of two passes while changes keep coming (seconds).
+        self.pass_interval = pass_interval
         self.topo = topology
         self.instances = instances
         self.epoch = uuid.uuid4().hex
         self.records: dict[str, HostRecord] = {}
         self.lock = threading.RLock()
-        # Group key -> cookie, within one pass over the topology (a cookie is the same on every host).
-        self._cookies: dict[GroupKey, int | None] = {}
         self.listener = listener
         self._events: queue.SimpleQueue[list[Event] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -209,7 +205,7 @@ class Distributor:
             # port joining a group all hosts reference) costs each host one delta per pass, not one
             # per change. Otherwise a change goes out at once.
             if sustained:
-                linger = last_pass + PASS_INTERVAL - time.monotonic()
+                linger = last_pass + self.pass_interval - time.monotonic()
                 if linger > 0:
                     time.sleep(linger)
             last_pass = time.monotonic()
@@ -278,9 +274,11 @@ class Distributor:
                     _merge(dirty, FEATURES.affected(self.topo, None, new))
                 _merge(dirty, FEATURES.membership(self.topo, self.topo.take_membership_changes()))
             revision = events[-1].revision
-            self._cookies = {}  # a group's cookie is the same on every host: once per pass
+            cookies: dict[GroupKey, int | None] = {}  # a group's cookie is the same on every host: once per pass
             for host in dirty.keys() | guests.keys():
-                compiled_ports.extend(self._recompile(host, dirty.get(host, set()), revision, guests.get(host)))
+                compiled_ports.extend(
+                    self._recompile(host, dirty.get(host, set()), revision, guests.get(host), cookies)
+                )
             st = self.stats
             st.batches += 1
             st.events += len(events)
@@ -301,17 +299,22 @@ class Distributor:
     # ------------------------------------------------------------ compile
 
     def _full_compile(self, host: str) -> list[str]:
-        self._cookies = {}
         return self._recompile(host, {ALL_GROUPS}, self.revision or self._start_revision)
 
     def _recompile(
-        self, host: str, keys: set[GroupKey], revision: int, instance_ids: set[str] | None = None
+        self,
+        host: str,
+        keys: set[GroupKey],
+        revision: int,
+        instance_ids: set[str] | None = None,
+        cookies: dict[GroupKey, int | None] | None = None,
     ) -> list[str]:
         """Recompile ``keys`` on ``host``; log and push the delta. Returns newly compiled local ports.
 
         A dirty ("port", id) group also recomputes that port's local spec, a dirty
         ("network", id) group that network's localport spec: they read the same objects.
         ``instance_ids``: instances whose spec to recompute too (all of the host's on a full compile).
+        ``cookies``: group cookies already computed in this pass (filled in here).
         """
         topo = self.topo
         rec = self.records.get(host)
@@ -331,10 +334,11 @@ class Distributor:
             port_ids = {oid for kind, oid in keys if kind == "port"}
             net_ids = {oid for kind, oid in keys if kind == "network"}
             keys = keys | {k for k in _HOST_WIDE if k not in rec.groups}
-        cookies = self._cookies
+        cookies = {} if cookies is None else cookies
         for key in sorted(keys):
-            cookie = cookies[key] if key in cookies else cookies.setdefault(key, FEATURES.cookie(topo, key))
-            builder.set_group(key, cookie, FEATURES.compile(topo, key, host))
+            if key not in cookies:
+                cookies[key] = FEATURES.cookie(topo, key)
+            builder.set_group(key, cookies[key], FEATURES.compile(topo, key, host))
         for pid in port_ids:
             port = topo.ports.get(pid)
             local = port is not None and is_vif_port(port) and port.binding_host_id == host

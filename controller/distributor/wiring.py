@@ -39,7 +39,9 @@ class Dataplane:
             dns_domain=cfg.dns_domain, metadata_url=cfg.metadata_url, gateway_preempt=cfg.gateway_preempt
         )
         self.tracker = PortStatusTracker(ctx.store, ctx.network.ports.update_statuses)
-        self.distributor = Distributor(ctx.store, self.topology, self.tracker, instances=ctx.compute.specs)
+        self.distributor = Distributor(
+            ctx.store, self.topology, self.tracker, instances=ctx.compute.specs, pass_interval=cfg.pass_interval
+        )
         self.agents = AgentServicer(
             ctx.store,
             self.distributor,
