@@ -30,15 +30,24 @@ def slot_config(role: str, hypervisors: int) -> LabConfig:
     """The lab a test session starts for ``role`` in its LOOM_TEST_SLOT.
 
     Roles: "s" plain, "l" Loom, "z" clean test, "u" the lab `make lab` starts (tests/lab/test_readme_commands.py),
-    "c" compute (a libvirtd per hypervisor).
-    Slot 0 (the default) keeps the historical names: lab/198.18.0, labl/198.18.1, labz/198.18.7, labu/198.18.8 and
-    labc/198.18.9. Slot k uses lab<k><role> and 198.18.(20 + 3k + i).0/24 for the first three roles,
-    198.18.(100 + k).0/24 for "u" and 198.18.(120 + k).0/24 for "c".
+    "c" compute (a libvirtd per hypervisor), "r" routers (tests/lab/l3_scenario.py, with an external world).
+    Slot 0 (the default) keeps the historical names: lab/198.18.0, labl/198.18.1, labz/198.18.7, labu/198.18.8,
+    labc/198.18.9 and labr/198.18.140. Slot k uses lab<k><role> and 198.18.(20 + 3k + i).0/24 for the first three
+    roles, 198.18.(100 + k).0/24 for "u", 198.18.(120 + k).0/24 for "c" and 198.18.(140 + k).0/24 for "r".
     """
     slot = int(os.environ.get("LOOM_TEST_SLOT", "0") or 0)
     roles = "slz"
     if slot == 0:
-        prefix, third = {"s": ("lab", 0), "l": ("labl", 1), "z": ("labz", 7), "u": ("labu", 8), "c": ("labc", 9)}[role]
+        prefix, third = {
+            "s": ("lab", 0),
+            "l": ("labl", 1),
+            "z": ("labz", 7),
+            "u": ("labu", 8),
+            "c": ("labc", 9),
+            "r": ("labr", 140),
+        }[role]
+    elif role == "r":  # the routers' lab: its own range, clear of the others'
+        prefix, third = f"lab{slot}r", 140 + slot
     elif role == "u":
         prefix, third = f"lab{slot}u", 100 + slot
     elif role == "c":  # compute's lab (libvirtd per hypervisor): its own range, clear of the others'

@@ -10,6 +10,7 @@ before the base scenario removes VMs, ports and networks.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -30,6 +31,7 @@ from lab.mininet.external import ExternalWorld
 from lab.mininet.lab import Vm
 from lab.mininet.loom import LabNetwork, LoomLab
 from protos.loom.v1 import network_pb2, resources_pb2, router_pb2, security_pb2
+from tests.lab.conftest import slot_config
 from tests.lab.scenario import Scenario
 
 GATEWAYS = {"hv3": 20, "hv4": 10}
@@ -37,11 +39,10 @@ POOL_START, POOL_END = "203.0.113.100", "203.0.113.200"
 
 
 def l3_config() -> LabConfig:
-    """The L3 lab of this test session's slot: prefix lab<slot>r, management 198.18.(140 + slot).0/24
-    (slot_config in tests/lab/conftest.py keeps 198.18.(120 + slot) for the compute lab)."""
-    slot = int(os.environ.get("LOOM_TEST_SLOT", "0") or 0)
-    prefix = os.environ.get("LOOM_L3LAB_PREFIX") or (f"lab{slot}r" if slot else "labr")
-    return LabConfig(hypervisors=4, prefix=prefix, mgmt_cidr=f"198.18.{140 + slot}.0/24")
+    """The L3 lab of this test session's slot (role "r" of slot_config); LOOM_L3LAB_PREFIX renames it."""
+    config = slot_config("r", hypervisors=4)
+    prefix = os.environ.get("LOOM_L3LAB_PREFIX")
+    return dataclasses.replace(config, prefix=prefix) if prefix else config
 
 
 class L3Scenario(Scenario):

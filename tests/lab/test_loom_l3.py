@@ -270,22 +270,26 @@ def test_disassociation_ends_an_open_session_within_1s_and_the_vm_falls_back_to_
     server = subprocess.Popen(
         ["ip", "netns", "exec", a.netns, sys.executable, "-c", echo], stdout=subprocess.PIPE, text=True
     )
-    client = subprocess.Popen(
-        ["ip", "netns", "exec", l3.world.server_netns, sys.executable, "-c", chatter],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    client: subprocess.Popen[str] | None = None
     try:
+        # The client connects once the server listens (started together, it was sometimes refused).
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", l3.world.server_netns, sys.executable, "-c", chatter],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert client.stdout is not None and client.stdout.readline().strip() == "connected", client.stderr.read()  # type: ignore[union-attr]
         time.sleep(1.0)
         cut = time.time()
         l3.disassociate(fip.id)
         time.sleep(2.5)
     finally:
-        client.kill()
-        out, _ = client.communicate(timeout=5)
+        out = ""
+        if client is not None:
+            client.kill()
+            out, _ = client.communicate(timeout=5)
         server.kill()
         server.wait(5)
     echoes = [float(line) for line in out.split() if line.replace(".", "").isdigit()]
