@@ -326,6 +326,7 @@ class LightAgent:
 def _state_key(state: DesiredState) -> tuple:
     return (
         {cookie: tuple(flows) for cookie, flows in state.groups.items()},
+        {g: (s.ingress_conj_id, s.egress_conj_id, frozenset(s.addresses)) for g, s in state.address_sets.items()},
         {pid: p.SerializeToString(deterministic=True) for pid, p in state.ports.items()},
         {nid: n.SerializeToString(deterministic=True) for nid, n in state.networks.items()},
         state.peers,

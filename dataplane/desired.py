@@ -4,6 +4,11 @@ Snapshots replace it, deltas patch it. It is persisted after changes (atomic
 rename), so an agent that restarts — or finds OVS restarted — can reprogram the
 switch from the last full state it knew without waiting for the controller.
 A state is only ever *complete*: the agent never programs from a partial one.
+
+Remote security groups' members arrive as address sets (data, not flows); the
+state renders their flows itself, lazily and only for the addresses that
+changed, so a member joining a group costs the agent a set insertion until it
+next programs the switch.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from pathlib import Path
 
 from dataplane.common.files import write_atomically
 from dataplane.common.logs import get_logger
-from dataplane.contract.encode import WireFlow, group_to_proto, group_to_wire
+from dataplane.contract.address_sets import HeldSet, address_cookie, flows_of_address
+from dataplane.contract.encode import WireFlow, group_to_proto, group_to_wire, to_wire
 from protos.loom.v1 import agent_pb2, hypervisor_pb2
 
 log = get_logger(__name__)
@@ -34,6 +40,11 @@ class DesiredState:
     peers: tuple[str, ...] = ()
     l3: agent_pb2.HostL3 = field(default_factory=agent_pb2.HostL3)
     instances: dict[str, hypervisor_pb2.InstanceSpec] = field(default_factory=dict)  # the guests to run
+    address_sets: dict[str, HeldSet] = field(default_factory=dict)  # remote group id -> its members here
+    # Derived from address_sets: address -> the sets holding it, and its rendered flows (stale ones pending).
+    _sets_of: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    _rendered: dict[str, list[WireFlow]] = field(default_factory=dict, repr=False)
+    _stale: set[str] = field(default_factory=set, repr=False)
 
     def apply(self, msg: agent_pb2.SyncMessage) -> None:
         body = msg.WhichOneof("body")
@@ -55,6 +66,9 @@ class DesiredState:
         self.peers = tuple(snap.peers.ips)
         self.l3 = snap.l3
         self.instances = {i.instance_id: i for i in snap.instances}
+        self.address_sets, self._sets_of, self._rendered, self._stale = {}, {}, {}, set()
+        for held in snap.address_sets:
+            self._put_set(held)
         self.complete = True
 
     def _apply_delta(self, delta: agent_pb2.HostDelta) -> None:
@@ -78,9 +92,78 @@ class DesiredState:
             self.instances.pop(iid, None)
         for i in delta.upsert_instances:
             self.instances[i.instance_id] = i
+        for group_id in delta.removed_address_sets:
+            self._drop_set(group_id)
+        for held in delta.upsert_address_sets:
+            self._put_set(held)
+        for change in delta.address_set_changes:
+            self._change_set(change)
+
+    # ------------------------------------------------------------ address sets
+
+    def _put_set(self, msg: agent_pb2.AddressSet) -> None:
+        self._drop_set(msg.group_id)
+        held = self.address_sets[msg.group_id] = HeldSet(msg.ingress_conj_id, msg.egress_conj_id, set(msg.addresses))
+        for address in held.addresses:
+            self._link(address, msg.group_id)
+
+    def _drop_set(self, group_id: str) -> None:
+        held = self.address_sets.pop(group_id, None)
+        for address in held.addresses if held else ():
+            self._unlink(address, group_id)
+
+    def _change_set(self, change: agent_pb2.AddressSetChange) -> None:
+        held = self.address_sets.get(change.group_id)
+        if held is None:
+            raise ValueError(f"a change to address set {change.group_id} arrived before the set")
+        for address in change.removed:
+            if address in held.addresses:
+                held.addresses.discard(address)
+                self._unlink(address, change.group_id)
+        for address in change.added:
+            if address not in held.addresses:
+                held.addresses.add(address)
+                self._link(address, change.group_id)
+
+    def _link(self, address: str, group_id: str) -> None:
+        self._sets_of.setdefault(address, set()).add(group_id)
+        self._stale.add(address)
+
+    def _unlink(self, address: str, group_id: str) -> None:
+        sets = self._sets_of.get(address)
+        if sets is not None:
+            sets.discard(group_id)
+            if not sets:
+                del self._sets_of[address]
+        self._stale.add(address)
+
+    def _address_flows(self) -> dict[str, list[WireFlow]]:
+        """The member flows of every held address, re-rendering those whose sets changed."""
+        for address in self._stale:
+            groups = self._sets_of.get(address, ())
+            flows = flows_of_address(address, (self.address_sets[g] for g in groups))
+            if flows:
+                self._rendered[address] = [to_wire(f) for f in flows]
+            else:
+                self._rendered.pop(address, None)
+        self._stale.clear()
+        return self._rendered
+
+    # ------------------------------------------------------------ flows
 
     def flows(self) -> list[WireFlow]:
-        return [f for group in self.groups.values() for f in group]
+        """Every flow the controller's state implies: its groups and the member flows of the address sets."""
+        out = [f for group in self.groups.values() for f in group]
+        for flows in self._address_flows().values():
+            out.extend(flows)
+        return out
+
+    def flow_groups(self) -> dict[int, list[WireFlow]]:
+        """The same flows by cookie (a member address's flows are the group of its ``SG_ADDRESS`` cookie)."""
+        out = dict(self.groups)
+        for address, flows in self._address_flows().items():
+            out[address_cookie(address)] = flows
+        return out
 
     # ------------------------------------------------------------ persistence
 
@@ -97,6 +180,15 @@ class DesiredState:
                 peers=agent_pb2.TunnelPeers(ips=self.peers),
                 l3=self.l3,
                 instances=list(self.instances.values()),
+                address_sets=[
+                    agent_pb2.AddressSet(
+                        group_id=g,
+                        ingress_conj_id=held.ingress_conj_id,
+                        egress_conj_id=held.egress_conj_id,
+                        addresses=sorted(held.addresses),
+                    )
+                    for g, held in self.address_sets.items()
+                ],
             ),
         )
 

@@ -54,8 +54,9 @@ class Feature(ABC):
     group_kinds: ClassVar[tuple[str, ...]]
     # Stable number of the feature: the tag of its host-wide group's cookie. Never reuse one.
     number: ClassVar[int]
-    # Whether what its groups stand for can change a host's tunnel peers or L3 spec. False lets a
-    # change that dirties only this feature's groups skip recomputing those on every touched host.
+    # Whether what its groups stand for can change a host's tunnel peers or L3 spec, beyond hosts joining
+    # or leaving networks and agents changing (the distributor recomputes those hosts' specs anyway).
+    # False lets a change that dirties only such features' groups skip recomputing them on every touched host.
     shapes_host_specs: ClassVar[bool] = True
 
     @abstractmethod

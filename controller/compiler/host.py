@@ -176,17 +176,15 @@ def compile_group(topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:
     return FEATURES.compile(topo, key, host)
 
 
-def host_group_keys(topo: Topology, host: str) -> list[GroupKey]:
-    """Every group that can have flows on ``host``."""
-    return FEATURES.host_groups(topo, host)
-
-
 def compile_host(topo: Topology, host: str) -> HostState:
+    """Everything ``host`` holds, flows included: its compiled groups and the member flows its agent renders
+    from its address sets (as groups ``("sg-address", cidr)``)."""
     state = HostState()
-    for key in host_group_keys(topo, host):
+    for key in FEATURES.host_groups(topo, host):
         flows = compile_group(topo, key, host)
         if flows:
             state.groups[key] = flows
+    state.groups.update(secgroups.address_groups(topo, host))
     for port in topo.vif_ports_by_host.get(host, {}).values():
         state.ports[port.id] = local_port_spec(topo, port)
     for net_id in topo.networks_of_host(host):
@@ -199,7 +197,11 @@ def compile_host(topo: Topology, host: str) -> HostState:
 
 def host_peers(topo: Topology, host: str) -> tuple[str, ...]:
     """The tunnel IPs ``host`` sends to: peers on its networks, and the hosts its routers reach."""
-    return tuple(sorted(set(topo.tunnel_peers(host)) | l3.l3_peers(topo, host)))
+    tunnel = topo.tunnel_peers(host)  # sorted, cached by the topology
+    routed = l3.l3_peers(topo, host)
+    if routed.issubset(tunnel):
+        return tunnel
+    return tuple(sorted(routed.union(tunnel)))
 
 
 def _hostname(topo: Topology, port: Port) -> str:

@@ -406,6 +406,9 @@ class L2Feature(Feature):
     name = p.L2
     group_kinds = ("network", "flood", "port")
     number = 1
+    # Peers follow network membership, which the distributor tracks itself (a host joining or leaving a
+    # network, an agent changing): a port on a network its host is already on moves no peer.
+    shapes_host_specs = False
 
     def compile(self, topo: Topology, key: GroupKey, host: str) -> tuple[Flow, ...]:
         kind, obj_id = key

@@ -34,19 +34,22 @@ Groups of flows (``GroupKey``) and their cookies:
   its rules and its dimension-2 flows (``SG_PORT``, the port's tag).
 * ``("sg-remote", "<group>/<direction>")`` on hosts referencing it: the
   conj_id flow (``SECURITY_GROUP``, group tag * 2 + direction).
-* ``("sg-address", "a.b.c.d/len")`` on hosts referencing a group holding the
-  address: ONE flow per direction carrying a conjunction action for every
-  referenced group the address belongs to (``SG_ADDRESS``). Two flows with
-  the same match and different conj ids would share the installer's key
-  (table, priority, match) and one would silently vanish; merged, they cannot.
-  Dimension-2 flows of one port are merged the same way.
+* The member flows are not compiled per host: a host whose rules reference a
+  group holds the group's *address set* (``address_set_refs``: which groups,
+  with which conj ids), the members go to its agent as data, and the agent
+  renders ONE flow per address and direction with a conjunction action for
+  every held set containing it (``SG_ADDRESS``; dataplane/contract/address_sets.py).
+  A port joining the default group every host references is then one small
+  record per host, and the distributor sends the same one to every holder.
+  For a whole-host compile (tracing, tests) ``address_groups`` renders them
+  as groups ``("sg-address", "a.b.c.d/len")``. Dimension-2 flows of one port
+  are merged like the member flows (same match, one flow).
 * ``("host", "secgroups")``: the guards, exemptions and commits, the same
   on every host (pipeline cookie, tag 2).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -55,13 +58,14 @@ from controller.compiler.sg_index import (
     SecGroupIndex,
     canonical_prefix,
     filtered,
-    port_addresses,
     remote_refs_of_port,
 )
 from controller.compiler.topology import Topology, is_vif_port
 from controller.model import DIRECTIONS, Port, Resource, SecurityGroup, SecurityGroupRule
 from dataplane.common.constants import METADATA_IP, METADATA_PORT
+from dataplane.contract import address_sets
 from dataplane.contract import pipeline as p
+from dataplane.contract.address_sets import PRIO_CONJ, address_cookie, prefix_match
 from dataplane.contract.cookie import CookieKind, make_cookie
 from dataplane.contract.fields import ETH_TYPE_IPV4, IP_PROTO_ICMP, IP_PROTO_TCP, IP_PROTO_UDP
 from dataplane.contract.flow import Action, Conjunction, Ct, CtClear, Flow, Match, SetField
@@ -82,7 +86,6 @@ PRIO_BLOCKED_RELATED = 990
 PRIO_BLOCKED_REPLY = 989
 PRIO_METADATA = 900
 PRIO_RULE = 100
-PRIO_CONJ = 90  # every conjunctive flow and conj_id flow: a conjunction's clauses share one priority
 PRIO_BLOCK_ESTABLISHED = 10
 PRIO_DROP_TRACKED = 5
 # In the ct tables (15, 55) and the accept tables (21, 61).
@@ -131,13 +134,6 @@ def port_range_masks(low: int, high: int) -> list[tuple[int, int]]:
         out.append((low, 0xFFFF & ~(size - 1)))
         low += size
     return out
-
-
-def _prefix_match(prefix: str) -> tuple[int, int] | None:
-    net = ipaddress.IPv4Network(prefix)
-    if net.prefixlen == 0:
-        return None
-    return int(net.network_address), int(net.netmask)
 
 
 def rule_spec(index: SecGroupIndex, rule: SecurityGroupRule) -> RuleSpec | None:
@@ -200,7 +196,7 @@ def _port_flows(tag: int, zone: int, specs: tuple[RuleSpec, ...]) -> tuple[Flow,
     for spec in specs:
         direction, prefix, cid = spec[0], spec[6], spec[7]
         _, acl, accept, reg, remote_field, _ = _TABLES[direction]
-        remote = _prefix_match(prefix) if prefix else None
+        remote = prefix_match(prefix) if prefix else None
         for fields in _l4_matches(spec):
             fields[reg] = tag
             if cid:
@@ -250,43 +246,34 @@ def _remote_flow(cid: int, direction: str) -> tuple[Flow, ...]:
     return (Flow(acl, PRIO_CONJ, Match.of(conj_id=cid), goto=accept, cookie=cookie),)
 
 
-def address_flows(topo: Topology, address: str, host: str) -> tuple[Flow, ...]:
-    """The member flows of one address: per direction, one conjunction action per referenced group holding it."""
+def address_set_refs(topo: Topology, host: str) -> dict[str, tuple[int, int]]:
+    """The address sets ``host`` holds: remote group id -> (ingress conj id, egress conj id), 0 where that
+    direction is not referenced there. Their members go to the agent as data (``AddressSet``)."""
     index = topo.secgroups
-    cids: dict[str, list[int]] = {"ingress": [], "egress": []}
-    for group_id in index.address_groups.get(address, ()):
+    out: dict[str, tuple[int, int]] = {}
+    for group_id, direction in index.referenced_on(host):
         group = index.groups.get(group_id)
         if group is None:
             continue
-        for direction in DIRECTIONS:
-            if index.ref_count(group_id, direction, host):
-                cids[direction].append(conj_id(group, direction))
-    if not cids["ingress"] and not cids["egress"]:
-        return ()
-    return _address_flows(address, tuple(sorted(cids["ingress"])), tuple(sorted(cids["egress"])))
+        ingress, egress = out.get(group_id, (0, 0))
+        cid = conj_id(group, direction)
+        out[group_id] = (cid, egress) if direction == "ingress" else (ingress, cid)
+    return out
 
 
-@lru_cache(maxsize=1 << 17)
-def _address_flows(address: str, ingress: tuple[int, ...], egress: tuple[int, ...]) -> tuple[Flow, ...]:
-    cookie = address_cookie(address)
-    value = _prefix_match(address)  # None: 0.0.0.0/0 (an allowed address pair may be that wide)
-    flows = []
-    for direction, cids in (("egress", egress), ("ingress", ingress)):
-        if not cids:
-            continue
-        _, acl, _, _, remote_field, _ = _TABLES[direction]
-        fields: dict[str, int | tuple[int, int]] = {"eth_type": ETH_TYPE_IPV4}
-        if value is not None:
-            fields[remote_field] = value
-        match = Match.of(**fields)
-        flows.append(Flow(acl, PRIO_CONJ, match, tuple(Conjunction(c, 1, 2) for c in cids), cookie=cookie))
-    return tuple(flows)
+def held_address_sets(topo: Topology, host: str) -> dict[str, address_sets.HeldSet]:
+    """The address sets ``host`` holds, with their members now."""
+    members = topo.secgroups.members
+    return {
+        g: address_sets.HeldSet(i, e, set(members.get(g, ()))) for g, (i, e) in address_set_refs(topo, host).items()
+    }
 
 
-@lru_cache(maxsize=1 << 17)
-def address_cookie(address: str) -> int:
-    net = ipaddress.IPv4Network(address)
-    return make_cookie(CookieKind.SG_ADDRESS, (net.prefixlen << 32) | int(net.network_address))
+def address_groups(topo: Topology, host: str) -> dict[GroupKey, tuple[Flow, ...]]:
+    """The member flows the agent of ``host`` renders from its address sets, as groups ``("sg-address", cidr)``
+    (for a whole-host compile: tracing, tests)."""
+    rendered = address_sets.render(held_address_sets(topo, host))
+    return {("sg-address", address): flows for address, flows in rendered.items()}
 
 
 @lru_cache(maxsize=1)
@@ -375,7 +362,7 @@ class SecGroupsFeature(Feature):
     """Security groups: per-port conntrack zones, stateful allow rules, remote groups by conjunction."""
 
     name = p.SECGROUPS
-    group_kinds = ("sg-port", "sg-remote", "sg-address")
+    group_kinds = ("sg-port", "sg-remote", "sg-address")  # "sg-address": rendered from address sets, see above
     number = 2
     shapes_host_specs = False  # rules and members are flows only: no tunnel peer, no router
 
@@ -387,7 +374,7 @@ class SecGroupsFeature(Feature):
             return port_flows(topo, obj_id, host)
         if kind == "sg-remote":
             return remote_flows(topo, obj_id, host)
-        return address_flows(topo, obj_id, host)
+        return address_groups(topo, host).get(key, ())
 
     def cookie(self, topo: Topology, key: GroupKey) -> int | None:
         kind, obj_id = key
@@ -408,13 +395,8 @@ class SecGroupsFeature(Feature):
         yield (HOST_KIND, self.name)
         for port_id in topo.vif_ports_by_host.get(host, {}):
             yield ("sg-port", port_id)
-        index = topo.secgroups
-        addresses: set[str] = set()
-        for group_id, direction in index.referenced_on(host):
+        for group_id, direction in topo.secgroups.referenced_on(host):
             yield remote_key(group_id, direction)
-            addresses.update(index.member_addresses(group_id))
-        for address in sorted(addresses):
-            yield ("sg-address", address)
 
     # ------------------------------------------------------------ dependencies
 
@@ -430,10 +412,10 @@ class SecGroupsFeature(Feature):
         return out
 
 
-def _touch_remote(topo: Topology, out: HostGroups, host: str, group_id: str, direction: str) -> None:
-    """``host`` starts or stops referencing (group, direction): its conj_id flow and every member address."""
-    index = topo.secgroups
-    touch(out, host, remote_key(group_id, direction), *(("sg-address", a) for a in index.member_addresses(group_id)))
+def _touch_remote(out: HostGroups, host: str, group_id: str, direction: str) -> None:
+    """``host`` starts or stops referencing (group, direction): its conj_id flow (and its address sets, which
+    the distributor recomputes for every host it touches)."""
+    touch(out, host, remote_key(group_id, direction))
 
 
 def _port_affects(topo: Topology, port: Port, out: HostGroups) -> None:
@@ -445,16 +427,12 @@ def _port_affects(topo: Topology, port: Port, out: HostGroups) -> None:
         return
     index = topo.secgroups
     held = _counted(topo.ports.get(port.id), port)
-    # As a member: its addresses' flows on every host referencing one of its groups.
-    addresses = [("sg-address", a) for a in port_addresses(port)]
-    for group_id in dict.fromkeys(port.security_groups):
-        for direction in DIRECTIONS:
-            for h in index.hosts_referencing(group_id, direction):
-                touch(out, h, *addresses)
+    # As a member, it changes its groups' address sets: the index notes that, and the distributor sends the
+    # change to every host holding them (SecGroupIndex.take_member_changes).
     # As a referrer: where it alone makes its host reference a group, the group's flows come or go there.
     for (group_id, direction), n in remote_refs_of_port(index, port).items():
         if index.ref_count(group_id, direction, host) - (n if held else 0) == 0:
-            _touch_remote(topo, out, host, group_id, direction)
+            _touch_remote(out, host, group_id, direction)
 
 
 def _counted(held: Port | None, port: Port) -> bool:
@@ -490,7 +468,7 @@ def _rule_affects(topo: Topology, rule: SecurityGroupRule, out: HostGroups) -> N
     if rule.remote_group_id:
         for host, n in ports_on.items():
             if index.ref_count(rule.remote_group_id, rule.direction, host) - (n if held else 0) == 0:
-                _touch_remote(topo, out, host, rule.remote_group_id, rule.direction)
+                _touch_remote(out, host, rule.remote_group_id, rule.direction)
 
 
 def _group_affects(topo: Topology, group_id: str, out: HostGroups) -> None:
@@ -498,7 +476,7 @@ def _group_affects(topo: Topology, group_id: str, out: HostGroups) -> None:
     index = topo.secgroups
     for direction in DIRECTIONS:
         for host in index.hosts_referencing(group_id, direction):
-            _touch_remote(topo, out, host, group_id, direction)
+            _touch_remote(out, host, group_id, direction)
     for rule in index.rules_by_remote.get(group_id, {}).values():
         for port in index.ports_by_group.get(rule.security_group_id, {}).values():
             touch(out, port.binding_host_id, ("sg-port", port.id))
@@ -536,7 +514,7 @@ def rules_behind(topo: Topology, flow: Flow) -> list[SecurityGroupRule]:
         if spec is None or spec[0] != direction:
             continue
         remote_field = _TABLES[direction][4]
-        remote = _prefix_match(spec[6]) if spec[6] else None
+        remote = prefix_match(spec[6]) if spec[6] else None
         for fields in _l4_matches(spec):
             fields[reg] = port.tag
             if remote is not None and not spec[7]:

@@ -66,6 +66,8 @@ class SecGroupIndex:
         # (remote group, direction) -> host -> (local port, rule) pairs referencing it there; and by host
         self.refs: dict[RefKey, dict[str, int]] = defaultdict(dict)
         self.host_refs: dict[str, dict[RefKey, int]] = defaultdict(dict)
+        # group -> address -> whether it was a member when first touched since the last take_member_changes()
+        self._member_touched: dict[str, dict[str, bool]] = {}
 
     # ------------------------------------------------------------ mutation
 
@@ -102,8 +104,7 @@ class SecGroupIndex:
         for group in dict.fromkeys(port.security_groups):
             self.ports_by_group[group][port.id] = port
             for address in addresses:
-                _count(self.members, group, address, +1)
-                _count(self.address_groups, address, group, +1)
+                self._member(group, address, +1)
             for (remote, direction), n in remote_refs_of_group(self, group).items():
                 self._ref(remote, direction, port.binding_host_id, n)
 
@@ -115,10 +116,28 @@ class SecGroupIndex:
         for group in dict.fromkeys(port.security_groups):
             _pop(self.ports_by_group, group, port.id)
             for address in addresses:
-                _count(self.members, group, address, -1)
-                _count(self.address_groups, address, group, -1)
+                self._member(group, address, -1)
             for (remote, direction), n in remote_refs_of_group(self, group).items():
                 self._ref(remote, direction, port.binding_host_id, -n)
+
+    def _member(self, group: str, address: str, step: int) -> None:
+        touched = self._member_touched.setdefault(group, {})
+        if address not in touched:
+            touched[address] = address in self.members.get(group, ())
+        _count(self.members, group, address, step)
+        _count(self.address_groups, address, group, step)
+
+    def take_member_changes(self) -> dict[str, tuple[list[str], list[str]]]:
+        """Groups whose member addresses changed since the last call: group -> (added, removed)."""
+        out = {}
+        for group, touched in self._member_touched.items():
+            now = self.members.get(group, {})
+            added = [a for a, was in touched.items() if not was and a in now]
+            removed = [a for a, was in touched.items() if was and a not in now]
+            if added or removed:
+                out[group] = (added, removed)
+        self._member_touched = {}
+        return out
 
     def _ref(self, remote: str, direction: str, host: str, step: int) -> None:
         _count(self.refs, (remote, direction), host, step)

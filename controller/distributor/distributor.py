@@ -13,15 +13,23 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from controller.compiler.feature import ALL_GROUPS, HOST_KIND, PIPELINE_KEY, GroupKey, HostGroups
 from controller.compiler.host import FEATURES, host_peers, local_network_spec, local_port_spec
 from controller.compiler.l3spec import host_l3_spec
+from controller.compiler.secgroups import address_set_refs
 from controller.compiler.topology import Topology, is_vif_port
-from controller.distributor.hoststate import DeltaBuilder, HostRecord, merge_deltas, snapshot_to_proto
+from controller.distributor.hoststate import (
+    DeltaBuilder,
+    HostRecord,
+    SetRef,
+    address_set_to_proto,
+    merge_deltas,
+    snapshot_to_proto,
+)
 from controller.model import Agent, Port, Resource
 from controller.store.base import Event, EventType, Store
 from dataplane.common.logs import get_logger
@@ -40,6 +48,10 @@ KINDS = (
     "router",
     "floatingip",
 )
+
+# Longest time between the starts of two passes under a sustained stream of changes (seconds): the bound on
+# how long a change waits for the pass after a long one.
+MAX_PASS_GAP = 0.25
 
 # Port fields that change nothing in any host's desired state.
 _STATUS_ONLY_FIELDS = frozenset({"status", "stages", "revision_number", "updated_at"})
@@ -99,6 +111,7 @@ class Distributor:
         self.instances = instances
         self.epoch = uuid.uuid4().hex
         self.records: dict[str, HostRecord] = {}
+        self.set_holders: dict[str, set[str]] = {}  # remote group id -> hosts holding its address set
         self.lock = threading.RLock()
         self.listener = listener
         self._events: queue.SimpleQueue[list[Event] | None] = queue.SimpleQueue()
@@ -127,6 +140,7 @@ class Distributor:
                         self._dataplane_ports.add(obj.id)
                     self.topo.apply(obj.KIND, obj.id, obj)
             self.topo.take_membership_changes()  # a fresh topology: every host is compiled whole below
+            self.topo.secgroups.take_member_changes()
             self.revision = self._start_revision
             hosts = set(self.topo.vif_ports_by_host) | set(self.topo.agents)
             compiled: list[str] = []
@@ -195,7 +209,7 @@ class Distributor:
     # ------------------------------------------------------------ event loop
 
     def _run(self) -> None:
-        last_pass, sustained = 0.0, False
+        last_pass, last_took, sustained = 0.0, 0.0, False
         while True:
             batch = self._events.get()
             if batch is None:
@@ -204,8 +218,10 @@ class Distributor:
             # waiting for its result): gather for a moment, so that a change touching every host (a
             # port joining a group all hosts reference) costs each host one delta per pass, not one
             # per change. Otherwise a change goes out at once.
+            # A pass holds the interpreter while it runs; after a long one, wait as long as it took, so that
+            # the API threads of this process get at least half of it under a sustained stream of changes.
             if sustained:
-                linger = last_pass + self.pass_interval - time.monotonic()
+                linger = last_pass + min(max(self.pass_interval, 2 * last_took), MAX_PASS_GAP) - time.monotonic()
                 if linger > 0:
                     time.sleep(linger)
             last_pass = time.monotonic()
@@ -225,6 +241,7 @@ class Distributor:
                 batches += 1
             try:
                 self._process(events)
+                last_took = time.monotonic() - last_pass
             except Exception:
                 log.exception("distributor failed to process events", first=events[0].revision, n=len(events))
             with self._dataplane_ports_lock:
@@ -246,6 +263,7 @@ class Distributor:
         with self.lock:
             dirty: HostGroups = {}
             guests: dict[str, set[str]] = {}  # host -> instances whose spec to recompute
+            spec_hosts: set[str] = set()  # hosts whose tunnel peers and L3 spec to recompute whatever else
             for ev in events:
                 if self.instances is not None:
                     for host, ids in self.instances.affected(ev).items():
@@ -272,12 +290,24 @@ class Distributor:
                 self.topo.apply(ev.kind, ev.id, new)
                 if new is not None:
                     _merge(dirty, FEATURES.affected(self.topo, None, new))
-                _merge(dirty, FEATURES.membership(self.topo, self.topo.take_membership_changes()))
+                joins = self.topo.take_membership_changes()
+                _merge(dirty, FEATURES.membership(self.topo, joins))
+                # Tunnel peers (and the L3 specs built on them) move only when a host joins or leaves a network,
+                # or an agent changes: recomputed there, not on every host a port change touches.
+                for host, network_id in joins:
+                    spec_hosts.add(host)
+                    spec_hosts.update(self.topo.hosts_of_network(network_id))
+                if isinstance(old, Agent) or isinstance(new, Agent):
+                    spec_hosts.update(self.records)
             revision = events[-1].revision
-            cookies: dict[GroupKey, int | None] = {}  # a group's cookie is the same on every host: once per pass
-            for host in dirty.keys() | guests.keys():
+            shared = _PassCache(self._set_changes())
+            # Every host holding a set whose members changed gets the change, whatever else touched it.
+            holders = {h for group_id in shared.set_changes for h in self.set_holders.get(group_id, ())}
+            for host in dirty.keys() | guests.keys() | holders:
                 compiled_ports.extend(
-                    self._recompile(host, dirty.get(host, set()), revision, guests.get(host), cookies)
+                    self._recompile(
+                        host, dirty.get(host, set()), revision, guests.get(host), shared, host in spec_hosts
+                    )
                 )
             st = self.stats
             st.batches += 1
@@ -301,20 +331,37 @@ class Distributor:
     def _full_compile(self, host: str) -> list[str]:
         return self._recompile(host, {ALL_GROUPS}, self.revision or self._start_revision)
 
+    def _set_changes(self) -> dict[str, agent_pb2.AddressSetChange]:
+        """This pass's membership changes, one message per group, shared by every host holding its set."""
+        return {
+            group_id: agent_pb2.AddressSetChange(group_id=group_id, added=sorted(added), removed=sorted(removed))
+            for group_id, (added, removed) in self.topo.secgroups.take_member_changes().items()
+        }
+
+    def members(self, group_id: str) -> Collection[str]:
+        """A remote group's member addresses now: the content of its address set on every host holding it."""
+        return self.topo.secgroups.members.get(group_id, {}).keys()
+
+    def flow_count(self, rec: HostRecord) -> int:
+        with self.lock:
+            return rec.flow_count(self.members)
+
     def _recompile(
         self,
         host: str,
         keys: set[GroupKey],
         revision: int,
         instance_ids: set[str] | None = None,
-        cookies: dict[GroupKey, int | None] | None = None,
+        shared: _PassCache | None = None,
+        specs: bool = False,
     ) -> list[str]:
         """Recompile ``keys`` on ``host``; log and push the delta. Returns newly compiled local ports.
 
         A dirty ("port", id) group also recomputes that port's local spec, a dirty
         ("network", id) group that network's localport spec: they read the same objects.
         ``instance_ids``: instances whose spec to recompute too (all of the host's on a full compile).
-        ``cookies``: group cookies already computed in this pass (filled in here).
+        ``shared``: what this pass computes once for every host (filled in here).
+        ``specs``: recompute the host's tunnel peers and L3 spec even if no dirty group's feature shapes them.
         """
         topo = self.topo
         rec = self.records.get(host)
@@ -323,7 +370,7 @@ class Distributor:
             rec = self.records[host] = HostRecord(host, revision=revision, log_floor=revision)
         builder = DeltaBuilder(rec)
         guests = set(instance_ids or ())
-        host_specs = created or not FEATURES.flows_only(keys)
+        host_specs = created or specs or not FEATURES.flows_only(keys)
         if created or ALL_GROUPS in keys:
             keys = set(FEATURES.host_groups(topo, host)) | set(rec.groups)
             port_ids = set(topo.vif_ports_by_host.get(host, {})) | set(rec.ports)
@@ -334,7 +381,8 @@ class Distributor:
             port_ids = {oid for kind, oid in keys if kind == "port"}
             net_ids = {oid for kind, oid in keys if kind == "network"}
             keys = keys | {k for k in _HOST_WIDE if k not in rec.groups}
-        cookies = {} if cookies is None else cookies
+        shared = _PassCache({}) if shared is None else shared
+        cookies = shared.cookies
         for key in sorted(keys):
             if key not in cookies:
                 cookies[key] = FEATURES.cookie(topo, key)
@@ -346,6 +394,12 @@ class Distributor:
         for net_id in net_ids:
             present = topo.host_has_network(host, net_id)
             builder.set_network(net_id, local_network_spec(topo, net_id) if present else None)
+        # A host's address sets follow from its few remote references: recomputed whenever it is touched.
+        builder.set_address_sets(address_set_refs(topo, host), shared.whole_set(self.members), shared.set_changes)
+        for group_id in builder.removed_sets:
+            self.set_holders.get(group_id, set()).discard(host)
+        for whole in builder.upserted_sets:
+            self.set_holders.setdefault(whole.group_id, set()).add(host)
         if host_specs:
             builder.set_peers(host_peers(topo, host))
             builder.set_l3(host_l3_spec(topo, host))
@@ -393,7 +447,7 @@ class Distributor:
                     else []
                 )
             else:
-                snapshot = snapshot_to_proto(rec, self.topo.tunnel_ip(host) or "", self.topo.metadata_url)
+                snapshot = snapshot_to_proto(rec, self.topo.tunnel_ip(host) or "", self.topo.metadata_url, self.members)
                 catch_up = [agent_pb2.SyncMessage(revision=rec.revision, epoch=self.epoch, snapshot=snapshot)]
         return sub, catch_up
 
@@ -406,6 +460,24 @@ class Distributor:
     def host_record(self, host: str) -> HostRecord | None:
         with self.lock:
             return self.records.get(host)
+
+
+@dataclass
+class _PassCache:
+    """What one pass computes once and every host it touches shares."""
+
+    set_changes: dict[str, agent_pb2.AddressSetChange]  # remote group -> its membership change this pass
+    cookies: dict[GroupKey, int | None] = field(default_factory=dict)  # a group's cookie is the same everywhere
+    wholes: dict[tuple[str, SetRef], agent_pb2.AddressSet] = field(default_factory=dict)
+
+    def whole_set(self, members: Callable[[str], Collection[str]]) -> Callable[[str, SetRef], agent_pb2.AddressSet]:
+        def whole(group_id: str, ref: SetRef) -> agent_pb2.AddressSet:
+            key = (group_id, ref)
+            if key not in self.wholes:
+                self.wholes[key] = address_set_to_proto(group_id, ref, members(group_id))
+            return self.wholes[key]
+
+        return whole
 
 
 # Groups every host has, whatever it holds: the table misses and each feature's host-wide group.

@@ -1,7 +1,9 @@
 """Per-host compiled state, its deltas, and their protobuf form.
 
 A :class:`HostRecord` holds what the controller last compiled for one host:
-flow groups keyed by owner, the local ports, the local networks and the guests
+flow groups keyed by owner, the address sets it holds (which remote groups,
+with which conj ids: the members themselves are the same on every host and live
+in the topology), the local ports, the local networks and the guests
 (instance specs, from compute). Applying a
 recompiled part yields a ``HostDelta`` that is logged (so a reconnecting agent
 can catch up) and pushed to the host's open Sync streams.
@@ -11,18 +13,23 @@ from __future__ import annotations
 
 import queue
 from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from controller.compiler.host import GroupKey, LocalNetworkSpec, LocalPortSpec
 from controller.compiler.l3spec import HostL3Spec
-from dataplane.contract import encode
+from dataplane.contract import address_sets, encode
 from dataplane.contract.flow import Flow
 from protos.loom.v1 import agent_pb2, hypervisor_pb2, resources_pb2
 
 DELTA_LOG_LENGTH = 512
 
 Spec = TypeVar("Spec", LocalPortSpec, LocalNetworkSpec, hypervisor_pb2.InstanceSpec)
+# An address set as a host holds it: (ingress conj id, egress conj id); 0 where that direction is not referenced.
+SetRef = tuple[int, int]
+# A group's member addresses now (the topology's security group index).
+Members = Callable[[str], Collection[str]]
 
 
 @dataclass
@@ -31,6 +38,7 @@ class HostRecord:
     revision: int = 0
     groups: dict[GroupKey, tuple[Flow, ...]] = field(default_factory=dict)
     cookies: dict[GroupKey, int] = field(default_factory=dict)
+    address_sets: dict[str, SetRef] = field(default_factory=dict)  # remote group id -> its conj ids here
     ports: dict[str, LocalPortSpec] = field(default_factory=dict)
     networks: dict[str, LocalNetworkSpec] = field(default_factory=dict)
     peers: tuple[str, ...] = ()
@@ -41,9 +49,26 @@ class HostRecord:
     log_floor: int = 0
     subscribers: set[queue.SimpleQueue] = field(default_factory=set)
 
-    @property
-    def flow_count(self) -> int:
-        return sum(len(g) for g in self.groups.values())
+    def flows(self, members: Members) -> list[Flow]:
+        """Every flow of the host: its groups and the member flows its agent renders from its address sets."""
+        out = [f for group in self.groups.values() for f in group]
+        for flows in address_sets.render(held_sets(self, members)).values():
+            out.extend(flows)
+        return out
+
+    def flow_count(self, members: Members) -> int:
+        """``len(self.flows(members))`` without rendering: one member flow per address and referenced direction."""
+        ingress: set[str] = set()
+        egress: set[str] = set()
+        for group_id, (i, e) in self.address_sets.items():
+            for into, cid in ((ingress, i), (egress, e)):
+                if cid:
+                    into.update(members(group_id))
+        return sum(len(g) for g in self.groups.values()) + len(ingress) + len(egress)
+
+
+def held_sets(rec: HostRecord, members: Members) -> dict[str, address_sets.HeldSet]:
+    return {g: address_sets.HeldSet(i, e, set(members(g))) for g, (i, e) in rec.address_sets.items()}
 
 
 @dataclass
@@ -66,6 +91,9 @@ class DeltaBuilder:
     l3_changed: bool = False
     upserted_instances: list[str] = field(default_factory=list)
     removed_instances: list[str] = field(default_factory=list)
+    upserted_sets: list[agent_pb2.AddressSet] = field(default_factory=list)
+    removed_sets: list[str] = field(default_factory=list)
+    set_changes: list[agent_pb2.AddressSetChange] = field(default_factory=list)
 
     @property
     def changed_groups(self) -> set[GroupKey]:
@@ -96,6 +124,25 @@ class DeltaBuilder:
     def set_instance(self, instance_id: str, spec: hypervisor_pb2.InstanceSpec | None) -> None:
         _put(self.record.instances, instance_id, spec, self.upserted_instances, self.removed_instances)
 
+    def set_address_sets(
+        self,
+        refs: dict[str, SetRef],
+        whole: Callable[[str, SetRef], agent_pb2.AddressSet],
+        changes: dict[str, agent_pb2.AddressSetChange],
+    ) -> None:
+        """The host now holds the sets ``refs``. A set it did not hold, or held with other conj ids, goes whole
+        (``whole``); one it keeps gets this pass's membership change, if any (``changes``, shared by every host)."""
+        held = self.record.address_sets
+        for group_id in [g for g in held if g not in refs]:
+            del held[group_id]
+            self.removed_sets.append(group_id)
+        for group_id, ref in refs.items():
+            if held.get(group_id) != ref:
+                held[group_id] = ref
+                self.upserted_sets.append(whole(group_id, ref))
+            elif group_id in changes:
+                self.set_changes.append(changes[group_id])
+
     def set_peers(self, peers: tuple[str, ...]) -> None:
         if peers != self.record.peers:
             self.record.peers = peers
@@ -118,6 +165,9 @@ class DeltaBuilder:
             or self.removed_networks
             or self.upserted_instances
             or self.removed_instances
+            or self.upserted_sets
+            or self.removed_sets
+            or self.set_changes
         )
 
     def to_proto(self) -> agent_pb2.HostDelta:
@@ -133,6 +183,9 @@ class DeltaBuilder:
             l3=l3_to_proto(rec.l3) if self.l3_changed else None,
             upsert_instances=[rec.instances[i] for i in self.upserted_instances],
             removed_instances=self.removed_instances,
+            removed_address_sets=self.removed_sets,
+            upsert_address_sets=self.upserted_sets,
+            address_set_changes=self.set_changes,
         )
 
 
@@ -144,7 +197,9 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
     peers: agent_pb2.TunnelPeers | None = None
     l3: agent_pb2.HostL3 | None = None
     instances: dict[str, hypervisor_pb2.InstanceSpec | None] = {}
+    sets = _SetMerge()
     for d in deltas:
+        sets.add(d)
         instances.update(dict.fromkeys(d.removed_instances))
         instances.update((i.instance_id, i) for i in d.upsert_instances)
         groups.update(dict.fromkeys(d.removed_groups))
@@ -168,7 +223,56 @@ def merge_deltas(deltas: list[agent_pb2.HostDelta]) -> agent_pb2.HostDelta:
         l3=l3,
         upsert_instances=[i for i in instances.values() if i is not None],
         removed_instances=[k for k, i in instances.items() if i is None],
+        removed_address_sets=sets.removed(),
+        upsert_address_sets=sets.whole(),
+        address_set_changes=sets.changes(),
     )
+
+
+@dataclass
+class _SetMerge:
+    """The address-set part of merged deltas: per set, removed, whole (with changes applied), or a net change."""
+
+    removed_ids: set[str] = field(default_factory=set)
+    whole_sets: dict[str, tuple[int, int, set[str]]] = field(default_factory=dict)
+    net: dict[str, tuple[set[str], set[str]]] = field(default_factory=dict)  # group -> (added, removed)
+
+    def add(self, d: agent_pb2.HostDelta) -> None:
+        for group_id in d.removed_address_sets:
+            self.whole_sets.pop(group_id, None)
+            self.net.pop(group_id, None)
+            self.removed_ids.add(group_id)
+        for s in d.upsert_address_sets:
+            self.removed_ids.discard(s.group_id)
+            self.net.pop(s.group_id, None)
+            self.whole_sets[s.group_id] = (s.ingress_conj_id, s.egress_conj_id, set(s.addresses))
+        for c in d.address_set_changes:
+            held = self.whole_sets.get(c.group_id)
+            if held is not None:
+                held[2].difference_update(c.removed)
+                held[2].update(c.added)
+                continue
+            # Two changes in a row: removals then additions, each time.
+            added, removed = self.net.get(c.group_id, (set(), set()))
+            added = (added - set(c.removed)) | set(c.added)
+            removed = (removed | set(c.removed)) - added
+            self.net[c.group_id] = (added, removed)
+
+    def removed(self) -> list[str]:
+        return sorted(self.removed_ids)
+
+    def whole(self) -> list[agent_pb2.AddressSet]:
+        return [
+            agent_pb2.AddressSet(group_id=g, ingress_conj_id=i, egress_conj_id=e, addresses=sorted(a))
+            for g, (i, e, a) in self.whole_sets.items()
+        ]
+
+    def changes(self) -> list[agent_pb2.AddressSetChange]:
+        return [
+            agent_pb2.AddressSetChange(group_id=g, added=sorted(a), removed=sorted(r))
+            for g, (a, r) in self.net.items()
+            if a or r
+        ]
 
 
 def _put(table: dict[str, Spec], key: str, spec: Spec | None, upserted: list[str], removed: list[str]) -> None:
@@ -248,8 +352,15 @@ def network_to_proto(s: LocalNetworkSpec) -> agent_pb2.LocalNetwork:
     )
 
 
-def snapshot_to_proto(rec: HostRecord, tunnel_ip: str, metadata_url: str) -> agent_pb2.HostState:
+def address_set_to_proto(group_id: str, ref: SetRef, addresses: Collection[str]) -> agent_pb2.AddressSet:
+    return agent_pb2.AddressSet(
+        group_id=group_id, ingress_conj_id=ref[0], egress_conj_id=ref[1], addresses=sorted(addresses)
+    )
+
+
+def snapshot_to_proto(rec: HostRecord, tunnel_ip: str, metadata_url: str, members: Members) -> agent_pb2.HostState:
     return agent_pb2.HostState(
+        address_sets=[address_set_to_proto(g, ref, members(g)) for g, ref in rec.address_sets.items()],
         groups=[group_to_proto(rec.cookies[k], flows) for k, flows in rec.groups.items()],
         ports=[port_to_proto(s) for s in rec.ports.values()],
         networks=[network_to_proto(s) for s in rec.networks.values()],

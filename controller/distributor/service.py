@@ -206,7 +206,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     last_seen=live.last_seen,
                     applied_revision=live.applied_revision,
                     host_revision=rec.revision if rec else 0,
-                    flows=rec.flow_count if rec else 0,
+                    flows=self.distributor.flow_count(rec) if rec else 0,
                     version=agent.version,
                 )
             )
@@ -218,7 +218,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             return None
         owners = _owner_names(self.store)
         with self.distributor.lock:
-            flows = [f for group in rec.groups.values() for f in group]
+            flows = rec.flows(self.distributor.members)
             revision = rec.revision
         flows.sort(key=lambda f: (f.table, -f.priority))
         return network_pb2.GetHostFlowsResponse(

@@ -36,7 +36,8 @@ log = get_logger(__name__)
 
 # [(port_id, status, stages)] -> None; persists output-only port fields, all in one commit.
 StatusWriter = Callable[[list[tuple[str, str, tuple[PortStage, ...]]]], object]
-WRITE_BATCH = 512  # ports per status commit
+# Ports per status commit. The writer holds the API's lock for a batch: small ones let creates in between.
+WRITE_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)

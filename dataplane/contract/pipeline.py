@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dataplane.contract.flow import Conjunction, Ct, Flow, Move, Resubmit, SetField
+from dataplane.contract.flow import Action, Conjunction, Ct, Flow, Move, Resubmit, SetField
 
 REG_NETWORK = "metadata"
 REG_SRC_PORT = "reg6"
@@ -395,26 +395,43 @@ def check_flow(flow: Flow, feature: str | None = None) -> Flow:
             raise PipelineError(f"flow {flow.text()}: table {table.name} does not match on {f.name}")
         if f.mask is not None and f.name not in table.masked_fields:
             raise PipelineError(f"flow {flow.text()}: table {table.name} does not mask {f.name}")
-    targets: list[int] = []
     for action in flow.actions:
-        if isinstance(action, Resubmit):
-            targets.append(action.table)
-        elif isinstance(action, Ct):
-            if action.table is not None:
-                targets.append(action.table)
-            _check_sets(flow, table, [a.field for a in action.actions])
-        elif isinstance(action, SetField):
-            _check_sets(flow, table, [action.field])
-        elif isinstance(action, Move):
-            _check_sets(flow, table, [action.dst])
-        elif isinstance(action, Conjunction) and "conj_id" not in table.match_fields:
-            raise PipelineError(f"flow {flow.text()}: table {table.name} has no conjunctive matches")
+        # Actions come from shared, cached pieces (a tunnel output, a local delivery): each is checked
+        # once per table, not once per flow holding it (a flood flow holds one per host of its network).
+        key = (flow.table, id(action))
+        if _CHECKED_ACTIONS.get(key) is action:
+            continue
+        _check_action(flow, table, action)
+        if len(_CHECKED_ACTIONS) >= _CHECKED_ACTIONS_MAX:
+            _CHECKED_ACTIONS.clear()
+        _CHECKED_ACTIONS[key] = action  # holding the action keeps its id its own
     if flow.goto is not None:
-        targets.append(flow.goto)
-    for target in targets:
-        if target not in table.next_tables and target not in table.loops_to:
-            raise PipelineError(f"flow {flow.text()}: table {table.name} may not continue to table {target}")
+        _check_target(flow, table, flow.goto)
     return flow
+
+
+_CHECKED_ACTIONS: dict[tuple[int, int], Action] = {}
+_CHECKED_ACTIONS_MAX = 1 << 16
+
+
+def _check_action(flow: Flow, table: Table, action: Action) -> None:
+    if isinstance(action, Resubmit):
+        _check_target(flow, table, action.table)
+    elif isinstance(action, Ct):
+        if action.table is not None:
+            _check_target(flow, table, action.table)
+        _check_sets(flow, table, [a.field for a in action.actions])
+    elif isinstance(action, SetField):
+        _check_sets(flow, table, [action.field])
+    elif isinstance(action, Move):
+        _check_sets(flow, table, [action.dst])
+    elif isinstance(action, Conjunction) and "conj_id" not in table.match_fields:
+        raise PipelineError(f"flow {flow.text()}: table {table.name} has no conjunctive matches")
+
+
+def _check_target(flow: Flow, table: Table, target: int) -> None:
+    if target not in table.next_tables and target not in table.loops_to:
+        raise PipelineError(f"flow {flow.text()}: table {table.name} may not continue to table {target}")
 
 
 def _check_sets(flow: Flow, table: Table, fields: list[str]) -> None:

@@ -113,7 +113,7 @@ def expected(store: SqliteStore, host: str, metadata_url: str) -> tuple[dict, di
 
 def held(agent: SimAgent) -> tuple[dict, dict, dict, tuple[str, ...], object]:
     s = agent.state
-    groups = {cookie: collections.Counter(flows) for cookie, flows in s.groups.items()}
+    groups = {cookie: collections.Counter(flows) for cookie, flows in s.flow_groups().items()}
     return groups, dict(s.ports), dict(s.networks), s.peers, s.l3
 
 

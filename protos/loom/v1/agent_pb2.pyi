@@ -74,6 +74,28 @@ class FlowGroup(_message.Message):
     flows: _containers.RepeatedCompositeFieldContainer[Flow]
     def __init__(self, cookie: _Optional[int] = ..., flows: _Optional[_Iterable[_Union[Flow, _Mapping]]] = ...) -> None: ...
 
+class AddressSet(_message.Message):
+    __slots__ = ("group_id", "ingress_conj_id", "egress_conj_id", "addresses")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INGRESS_CONJ_ID_FIELD_NUMBER: _ClassVar[int]
+    EGRESS_CONJ_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    ingress_conj_id: int
+    egress_conj_id: int
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, group_id: _Optional[str] = ..., ingress_conj_id: _Optional[int] = ..., egress_conj_id: _Optional[int] = ..., addresses: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AddressSetChange(_message.Message):
+    __slots__ = ("group_id", "added", "removed")
+    GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    group_id: str
+    added: _containers.RepeatedScalarFieldContainer[str]
+    removed: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, group_id: _Optional[str] = ..., added: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class LocalPort(_message.Message):
     __slots__ = ("port_id", "tag", "network_id", "network_tag", "mac_address", "ip_addresses", "ofport", "mtu", "admin_state_up", "device_id", "device_owner", "hostname", "instance_id", "project_id")
     PORT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -237,7 +259,7 @@ class HostL3(_message.Message):
     def __init__(self, externals: _Optional[_Iterable[_Union[ExternalNetwork, _Mapping]]] = ..., floating_ips: _Optional[_Iterable[_Union[LocalFloatingIp, _Mapping]]] = ..., gateway_routers: _Optional[_Iterable[_Union[GatewayRouter, _Mapping]]] = ..., gateway_tunnels: _Optional[_Iterable[_Union[GatewayTunnel, _Mapping]]] = ...) -> None: ...
 
 class HostState(_message.Message):
-    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers", "l3", "instances")
+    __slots__ = ("groups", "ports", "networks", "tunnel_ip", "metadata_url", "peers", "l3", "instances", "address_sets")
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +268,7 @@ class HostState(_message.Message):
     PEERS_FIELD_NUMBER: _ClassVar[int]
     L3_FIELD_NUMBER: _ClassVar[int]
     INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_SETS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
     networks: _containers.RepeatedCompositeFieldContainer[LocalNetwork]
@@ -254,10 +277,11 @@ class HostState(_message.Message):
     peers: TunnelPeers
     l3: HostL3
     instances: _containers.RepeatedCompositeFieldContainer[_hypervisor_pb2.InstanceSpec]
-    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ...) -> None: ...
+    address_sets: _containers.RepeatedCompositeFieldContainer[AddressSet]
+    def __init__(self, groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., tunnel_ip: _Optional[str] = ..., metadata_url: _Optional[str] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ..., instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ..., address_sets: _Optional[_Iterable[_Union[AddressSet, _Mapping]]] = ...) -> None: ...
 
 class HostDelta(_message.Message):
-    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers", "l3", "upsert_instances", "removed_instances")
+    __slots__ = ("upsert_groups", "removed_groups", "upsert_ports", "removed_ports", "upsert_networks", "removed_networks", "peers", "l3", "upsert_instances", "removed_instances", "removed_address_sets", "upsert_address_sets", "address_set_changes")
     UPSERT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     REMOVED_GROUPS_FIELD_NUMBER: _ClassVar[int]
     UPSERT_PORTS_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +292,9 @@ class HostDelta(_message.Message):
     L3_FIELD_NUMBER: _ClassVar[int]
     UPSERT_INSTANCES_FIELD_NUMBER: _ClassVar[int]
     REMOVED_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_ADDRESS_SETS_FIELD_NUMBER: _ClassVar[int]
+    UPSERT_ADDRESS_SETS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_SET_CHANGES_FIELD_NUMBER: _ClassVar[int]
     upsert_groups: _containers.RepeatedCompositeFieldContainer[FlowGroup]
     removed_groups: _containers.RepeatedScalarFieldContainer[int]
     upsert_ports: _containers.RepeatedCompositeFieldContainer[LocalPort]
@@ -278,7 +305,10 @@ class HostDelta(_message.Message):
     l3: HostL3
     upsert_instances: _containers.RepeatedCompositeFieldContainer[_hypervisor_pb2.InstanceSpec]
     removed_instances: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ..., upsert_instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ..., removed_instances: _Optional[_Iterable[str]] = ...) -> None: ...
+    removed_address_sets: _containers.RepeatedScalarFieldContainer[str]
+    upsert_address_sets: _containers.RepeatedCompositeFieldContainer[AddressSet]
+    address_set_changes: _containers.RepeatedCompositeFieldContainer[AddressSetChange]
+    def __init__(self, upsert_groups: _Optional[_Iterable[_Union[FlowGroup, _Mapping]]] = ..., removed_groups: _Optional[_Iterable[int]] = ..., upsert_ports: _Optional[_Iterable[_Union[LocalPort, _Mapping]]] = ..., removed_ports: _Optional[_Iterable[str]] = ..., upsert_networks: _Optional[_Iterable[_Union[LocalNetwork, _Mapping]]] = ..., removed_networks: _Optional[_Iterable[str]] = ..., peers: _Optional[_Union[TunnelPeers, _Mapping]] = ..., l3: _Optional[_Union[HostL3, _Mapping]] = ..., upsert_instances: _Optional[_Iterable[_Union[_hypervisor_pb2.InstanceSpec, _Mapping]]] = ..., removed_instances: _Optional[_Iterable[str]] = ..., removed_address_sets: _Optional[_Iterable[str]] = ..., upsert_address_sets: _Optional[_Iterable[_Union[AddressSet, _Mapping]]] = ..., address_set_changes: _Optional[_Iterable[_Union[AddressSetChange, _Mapping]]] = ...) -> None: ...
 
 class PortState(_message.Message):
     __slots__ = ("port_id", "vif_present", "ofport", "flows_installed", "dhcp_ready", "metadata_ready", "revision")
