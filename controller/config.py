@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pass-interval",
         type=float,
         default=float(env("LOOM_PASS_INTERVAL", "0.05")),
-        help="seconds between distributor passes under a stream of changes (0: a pass per commit)",
+        help="shortest time in seconds between distributor passes under a stream of changes; a pass also waits "
+        "as long as the one before took, up to 0.25 s (0: a pass per commit, no gathering)",
     )
     p.add_argument("--image-dir", default=env("LOOM_IMAGE_DIR", ""), help="image store (default: beside --db)")
     p.add_argument(

@@ -218,9 +218,9 @@ class Distributor:
             # waiting for its result): gather for a moment, so that a change touching every host (a
             # port joining a group all hosts reference) costs each host one delta per pass, not one
             # per change. Otherwise a change goes out at once.
-            # A pass holds the interpreter while it runs; after a long one, wait as long as it took, so that
-            # the API threads of this process get at least half of it under a sustained stream of changes.
-            if sustained:
+            # A pass holds the interpreter while it runs; after a long one, wait as long as it took (up to
+            # MAX_PASS_GAP from start to start), so that the API threads of this process get their turn.
+            if sustained and self.pass_interval > 0:
                 linger = last_pass + min(max(self.pass_interval, 2 * last_took), MAX_PASS_GAP) - time.monotonic()
                 if linger > 0:
                     time.sleep(linger)
