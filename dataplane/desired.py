@@ -19,6 +19,7 @@ from pathlib import Path
 from dataplane.common.files import write_atomically
 from dataplane.common.logs import get_logger
 from dataplane.contract.address_sets import HeldSet, address_cookie, flows_of_address
+from dataplane.contract.address_sets import to_proto as address_set_to_proto
 from dataplane.contract.encode import WireFlow, group_to_proto, group_to_wire, to_wire
 from protos.loom.v1 import agent_pb2, hypervisor_pb2
 
@@ -180,15 +181,7 @@ class DesiredState:
                 peers=agent_pb2.TunnelPeers(ips=self.peers),
                 l3=self.l3,
                 instances=list(self.instances.values()),
-                address_sets=[
-                    agent_pb2.AddressSet(
-                        group_id=g,
-                        ingress_conj_id=held.ingress_conj_id,
-                        egress_conj_id=held.egress_conj_id,
-                        addresses=sorted(held.addresses),
-                    )
-                    for g, held in self.address_sets.items()
-                ],
+                address_sets=[address_set_to_proto(g, held) for g, held in self.address_sets.items()],
             ),
         )
 

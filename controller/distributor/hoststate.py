@@ -262,10 +262,7 @@ class _SetMerge:
         return sorted(self.removed_ids)
 
     def whole(self) -> list[agent_pb2.AddressSet]:
-        return [
-            agent_pb2.AddressSet(group_id=g, ingress_conj_id=i, egress_conj_id=e, addresses=sorted(a))
-            for g, (i, e, a) in self.whole_sets.items()
-        ]
+        return [address_set_to_proto(g, (i, e), a) for g, (i, e, a) in self.whole_sets.items()]
 
     def changes(self) -> list[agent_pb2.AddressSetChange]:
         return [
@@ -353,9 +350,7 @@ def network_to_proto(s: LocalNetworkSpec) -> agent_pb2.LocalNetwork:
 
 
 def address_set_to_proto(group_id: str, ref: SetRef, addresses: Collection[str]) -> agent_pb2.AddressSet:
-    return agent_pb2.AddressSet(
-        group_id=group_id, ingress_conj_id=ref[0], egress_conj_id=ref[1], addresses=sorted(addresses)
-    )
+    return address_sets.to_proto(group_id, address_sets.HeldSet(ref[0], ref[1], set(addresses)))
 
 
 def snapshot_to_proto(rec: HostRecord, tunnel_ip: str, metadata_url: str, members: Members) -> agent_pb2.HostState:

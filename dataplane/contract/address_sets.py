@@ -25,6 +25,7 @@ from dataplane.contract import pipeline as p
 from dataplane.contract.cookie import CookieKind, make_cookie
 from dataplane.contract.fields import ETH_TYPE_IPV4
 from dataplane.contract.flow import Conjunction, Flow, Match
+from protos.loom.v1 import agent_pb2
 
 PRIO_CONJ = 90  # every conjunctive flow and conj_id flow of the ACL tables: a conjunction's clauses share one priority
 
@@ -39,6 +40,15 @@ class HeldSet:
     ingress_conj_id: int = 0
     egress_conj_id: int = 0
     addresses: set[str] = field(default_factory=set)
+
+
+def to_proto(group_id: str, held: HeldSet) -> agent_pb2.AddressSet:
+    return agent_pb2.AddressSet(
+        group_id=group_id,
+        ingress_conj_id=held.ingress_conj_id,
+        egress_conj_id=held.egress_conj_id,
+        addresses=sorted(held.addresses),
+    )
 
 
 def prefix_match(prefix: str) -> tuple[int, int] | None:

@@ -500,8 +500,6 @@ class FlowEncoder:
     * whole action tuples by identity: a compiler that reuses one tuple object
       for many flows (a table default, a shared tunnel output) pays one
       ``id()`` lookup per flow;
-    * single actions by identity: a tuple built anew from cached pieces (a
-      network's flood to every tunnel) pays one lookup per action;
     * outputs and resubmits by port / table number (int keys hash in C);
     * conntrack actions by value (few distinct ones, expensive to encode).
 
@@ -511,14 +509,12 @@ class FlowEncoder:
     def __init__(self, max_entries: int = 1 << 16) -> None:
         self.max_entries = max_entries
         self._by_identity: dict[int, tuple[tuple[Action, ...], bytes]] = {}
-        self._action_by_identity: dict[int, tuple[Action, bytes]] = {}
         self._outputs: dict[int, bytes] = {}
         self._resubmits: dict[int, bytes] = {}
         self._cts: dict[Ct, bytes] = {}
 
     def clear(self) -> None:
         self._by_identity.clear()
-        self._action_by_identity.clear()
         self._outputs.clear()
         self._resubmits.clear()
         self._cts.clear()
@@ -528,15 +524,7 @@ class FlowEncoder:
         if hit is not None and hit[0] is actions:
             return hit[1]
         parts = []
-        by_id = self._action_by_identity
         for a in actions:
-            # Compilers build action tuples from shared, cached pieces (a tunnel output, a local port's
-            # delivery): a flood flow is new every time, its actions mostly are not.
-            known = by_id.get(id(a))
-            if known is not None and known[0] is a:
-                parts.append(known[1])
-                continue
-            start = len(parts)
             if isinstance(a, SetField):
                 prefix, n, pad = _SET_FIELD_PREFIX[a.field]
                 parts.append(prefix + a.value.to_bytes(n, "big") + pad)
@@ -559,9 +547,6 @@ class FlowEncoder:
                 parts.append(b)
             else:
                 parts.append(encode_action(a))
-            if len(by_id) >= self.max_entries:
-                by_id.clear()
-            by_id[id(a)] = (a, b"".join(parts[start:]))  # the entry keeps ``a`` alive: its id stays its own
         out = b"".join(parts)
         if len(self._by_identity) >= self.max_entries:
             self._by_identity.clear()
