@@ -261,18 +261,12 @@ def address_set_refs(topo: Topology, host: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def held_address_sets(topo: Topology, host: str) -> dict[str, address_sets.HeldSet]:
-    """The address sets ``host`` holds, with their members now."""
-    members = topo.secgroups.members
-    return {
-        g: address_sets.HeldSet(i, e, set(members.get(g, ()))) for g, (i, e) in address_set_refs(topo, host).items()
-    }
-
-
 def address_groups(topo: Topology, host: str) -> dict[GroupKey, tuple[Flow, ...]]:
     """The member flows the agent of ``host`` renders from its address sets, as groups ``("sg-address", cidr)``
     (for a whole-host compile: tracing, tests)."""
-    rendered = address_sets.render(held_address_sets(topo, host))
+    members = topo.secgroups.members
+    held = address_sets.held_sets(address_set_refs(topo, host), lambda g: members.get(g, {}).keys())
+    rendered = address_sets.render(held)
     return {("sg-address", address): flows for address, flows in rendered.items()}
 
 

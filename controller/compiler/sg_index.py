@@ -60,9 +60,8 @@ class SecGroupIndex:
         self.rules_by_remote: dict[str, dict[str, SecurityGroupRule]] = defaultdict(dict)
         # group -> filtered VIF ports that list it
         self.ports_by_group: dict[str, dict[str, Port]] = defaultdict(dict)
-        # group -> member address -> how many members contribute it; and the same the other way round
+        # group -> member address -> how many members contribute it
         self.members: dict[str, dict[str, int]] = defaultdict(dict)
-        self.address_groups: dict[str, dict[str, int]] = defaultdict(dict)
         # (remote group, direction) -> host -> (local port, rule) pairs referencing it there; and by host
         self.refs: dict[RefKey, dict[str, int]] = defaultdict(dict)
         self.host_refs: dict[str, dict[RefKey, int]] = defaultdict(dict)
@@ -125,7 +124,6 @@ class SecGroupIndex:
         if address not in touched:
             touched[address] = address in self.members.get(group, ())
         _count(self.members, group, address, step)
-        _count(self.address_groups, address, group, step)
 
     def take_member_changes(self) -> dict[str, tuple[list[str], list[str]]]:
         """Groups whose member addresses changed since the last call: group -> (added, removed)."""
@@ -153,9 +151,6 @@ class SecGroupIndex:
 
     def referenced_on(self, host: str) -> tuple[RefKey, ...]:
         return tuple(self.host_refs.get(host, ()))
-
-    def member_addresses(self, group: str) -> tuple[str, ...]:
-        return tuple(self.members.get(group, ()))
 
     def port_rules(self, port: Port) -> list[SecurityGroupRule]:
         """Every rule of every group of the port (a rule of a group listed twice counts once)."""

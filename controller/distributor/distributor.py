@@ -25,6 +25,7 @@ from controller.compiler.topology import Topology, is_vif_port
 from controller.distributor.hoststate import (
     DeltaBuilder,
     HostRecord,
+    Members,
     SetRef,
     address_set_to_proto,
     merge_deltas,
@@ -300,7 +301,7 @@ class Distributor:
                 if isinstance(old, Agent) or isinstance(new, Agent):
                     spec_hosts.update(self.records)
             revision = events[-1].revision
-            shared = _PassCache(self._set_changes())
+            shared = _PassCache(self.members, self._set_changes())
             # Every host holding a set whose members changed gets the change, whatever else touched it.
             holders = {h for group_id in shared.set_changes for h in self.set_holders.get(group_id, ())}
             for host in dirty.keys() | guests.keys() | holders:
@@ -381,7 +382,7 @@ class Distributor:
             port_ids = {oid for kind, oid in keys if kind == "port"}
             net_ids = {oid for kind, oid in keys if kind == "network"}
             keys = keys | {k for k in _HOST_WIDE if k not in rec.groups}
-        shared = _PassCache({}) if shared is None else shared
+        shared = _PassCache(self.members, {}) if shared is None else shared
         cookies = shared.cookies
         for key in sorted(keys):
             if key not in cookies:
@@ -395,7 +396,7 @@ class Distributor:
             present = topo.host_has_network(host, net_id)
             builder.set_network(net_id, local_network_spec(topo, net_id) if present else None)
         # A host's address sets follow from its few remote references: recomputed whenever it is touched.
-        builder.set_address_sets(address_set_refs(topo, host), shared.whole_set(self.members), shared.set_changes)
+        builder.set_address_sets(address_set_refs(topo, host), shared.whole_set, shared.set_changes)
         for group_id in builder.removed_sets:
             self.set_holders.get(group_id, set()).discard(host)
         for whole in builder.upserted_sets:
@@ -466,18 +467,17 @@ class Distributor:
 class _PassCache:
     """What one pass computes once and every host it touches shares."""
 
+    members: Members  # a remote group's member addresses now
     set_changes: dict[str, agent_pb2.AddressSetChange]  # remote group -> its membership change this pass
     cookies: dict[GroupKey, int | None] = field(default_factory=dict)  # a group's cookie is the same everywhere
     wholes: dict[tuple[str, SetRef], agent_pb2.AddressSet] = field(default_factory=dict)
 
-    def whole_set(self, members: Callable[[str], Collection[str]]) -> Callable[[str, SetRef], agent_pb2.AddressSet]:
-        def whole(group_id: str, ref: SetRef) -> agent_pb2.AddressSet:
-            key = (group_id, ref)
-            if key not in self.wholes:
-                self.wholes[key] = address_set_to_proto(group_id, ref, members(group_id))
-            return self.wholes[key]
-
-        return whole
+    def whole_set(self, group_id: str, ref: SetRef) -> agent_pb2.AddressSet:
+        """A set going whole to a host: built once per pass for every host holding it with these conj ids."""
+        key = (group_id, ref)
+        if key not in self.wholes:
+            self.wholes[key] = address_set_to_proto(group_id, ref, self.members(group_id))
+        return self.wholes[key]
 
 
 # Groups every host has, whatever it holds: the table misses and each feature's host-wide group.

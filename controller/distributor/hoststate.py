@@ -52,7 +52,7 @@ class HostRecord:
     def flows(self, members: Members) -> list[Flow]:
         """Every flow of the host: its groups and the member flows its agent renders from its address sets."""
         out = [f for group in self.groups.values() for f in group]
-        for flows in address_sets.render(held_sets(self, members)).values():
+        for flows in address_sets.render(address_sets.held_sets(self.address_sets, members)).values():
             out.extend(flows)
         return out
 
@@ -65,10 +65,6 @@ class HostRecord:
                 if cid:
                     into.update(members(group_id))
         return sum(len(g) for g in self.groups.values()) + len(ingress) + len(egress)
-
-
-def held_sets(rec: HostRecord, members: Members) -> dict[str, address_sets.HeldSet]:
-    return {g: address_sets.HeldSet(i, e, set(members(g))) for g, (i, e) in rec.address_sets.items()}
 
 
 @dataclass

@@ -17,7 +17,7 @@ priority, match) and one would silently vanish; merged, they cannot.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -40,6 +40,11 @@ class HeldSet:
     ingress_conj_id: int = 0
     egress_conj_id: int = 0
     addresses: set[str] = field(default_factory=set)
+
+
+def held_sets(refs: Mapping[str, tuple[int, int]], members: Callable[[str], Collection[str]]) -> dict[str, HeldSet]:
+    """The sets a host holds, from its references (group id -> (ingress, egress) conj ids) and their members."""
+    return {g: HeldSet(ingress, egress, set(members(g))) for g, (ingress, egress) in refs.items()}
 
 
 def to_proto(group_id: str, held: HeldSet) -> agent_pb2.AddressSet:
