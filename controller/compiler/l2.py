@@ -25,6 +25,7 @@ from dataplane.common.addresses import is_ipv4
 from dataplane.common.constants import TUNNEL_OFPORT
 from dataplane.contract import pipeline as p
 from dataplane.contract.cookie import CookieKind, make_cookie
+from dataplane.contract.encode import joined_actions
 from dataplane.contract.fields import (
     ETH_TYPE_ARP,
     ETH_TYPE_IPV4,
@@ -134,6 +135,10 @@ def localport_ips(topo: Topology, network_id: str) -> tuple[str, ...]:
 
 def _localport(topo: Topology, network_id: str) -> tuple[int, str, tuple[str, ...]]:
     """The network's DHCP/metadata localport as (tag, MAC, IPs); tag 0 when it serves no subnet."""
+    return topo.derived(("localport", network_id), lambda: _find_localport(topo, network_id))
+
+
+def _find_localport(topo: Topology, network_id: str) -> tuple[int, str, tuple[str, ...]]:
     dhcp = topo.dhcp_ports.get(network_id)
     lp_ips = localport_ips(topo, network_id)
     return (dhcp.tag, dhcp.mac_address, lp_ips) if dhcp is not None and lp_ips else (0, "", ())
@@ -167,10 +172,24 @@ def flood_flows(topo: Topology, network_id: str, host: str) -> tuple[Flow, ...]:
     )
     if is_provider(net):
         return _provider_flood_flows(net.tag, local_vifs, lp_tag)
-    remote_ips = tuple(
-        ip for ip in (topo.tunnel_ip(h) for h in sorted(topo.hosts_of_network(network_id) - {host})) if ip is not None
-    )
-    return _flood_flows(net.tag, net.segmentation_id, local_vifs, lp_tag, remote_ips)
+    # Every host of the network floods to the same tunnels but its own: listed once per topology, not per host.
+    index, tunnels = topo.derived(("flood-tunnels", network_id), lambda: _tunnels_of(topo, network_id))
+    mine = index.get(host)
+    remote = tunnels if mine is None else tunnels[:mine] + tunnels[mine + 1 :]
+    return _flood_flows(net.tag, local_vifs, lp_tag, remote)
+
+
+def _tunnels_of(topo: Topology, network_id: str) -> tuple[dict[str, int], tuple[tuple[Action, ...], ...]]:
+    """The tunnel output to each registered host of the network (by host name), and each host's place in them."""
+    net = topo.networks[network_id]
+    index: dict[str, int] = {}
+    tunnels: list[tuple[Action, ...]] = []
+    for h in sorted(topo.hosts_of_network(network_id)):
+        ip = topo.tunnel_ip(h)
+        if ip is not None:
+            index[h] = len(tunnels)
+            tunnels.append(_to_tunnel(net.segmentation_id, ip))
+    return index, tuple(tunnels)
 
 
 # What a network owns that is the same on every host: shared, not copied per host.
@@ -214,26 +233,46 @@ def _network_fixed_flows(net_tag: int, vni: int, lp_tag: int, lp_mac: str, lp_ip
 
 
 def _flood_flows(
-    net_tag: int, vni: int, local_vifs: tuple[int, ...], lp_tag: int, remote_ips: tuple[str, ...]
+    net_tag: int, local_vifs: tuple[int, ...], lp_tag: int, remote: tuple[tuple[Action, ...], ...]
 ) -> tuple[Flow, ...]:
-    cookie = make_cookie(CookieKind.NETWORK_FLOOD, net_tag)
-    to_local: tuple[Action, ...] = tuple(a for tag in local_vifs for a in _to_local_port(tag))
-    flows = []
-    to_all = to_local
-    if lp_tag:
-        to_all += _to_local_port(lp_tag)
-        # The localport's broadcasts (e.g. DHCP offers) never leave the host.
-        flows.append(
-            Flow(
-                p.L2_LOOKUP, PRIO_FLOOD_FROM_LOCALPORT, Match.of(metadata=net_tag, reg6=lp_tag), to_local, cookie=cookie
-            )
-        )
-    to_all += tuple(a for ip in remote_ips for a in _to_tunnel(vni, ip))
+    to_local = _to_local_ports(local_vifs)
+    # Joined from cached pieces, so that encoding it joins their encodings too.
+    to_all = joined_actions((to_local, _to_local_port(lp_tag), *remote) if lp_tag else (to_local, *remote))
     # Broadcast, multicast and unknown unicast. A packet that came in on the
     # tunnel is never sent back into it: OpenFlow drops output to the in_port,
     # and all tunnels share the one flow-based port.
-    flows.append(Flow(p.L2_LOOKUP, PRIO_FLOOD, Match.of(metadata=net_tag), to_all, cookie=cookie))
-    return tuple(flows)
+    flood = Flow(p.L2_LOOKUP, PRIO_FLOOD, _network_match(net_tag), to_all, cookie=_flood_cookie(net_tag))
+    if lp_tag:
+        return (_localport_flood(net_tag, lp_tag, local_vifs), flood)
+    return (flood,)
+
+
+# The pieces of a flood flow that stay put while hosts join and leave the network: cached.
+@lru_cache(maxsize=1 << 16)
+def _to_local_ports(tags: tuple[int, ...]) -> tuple[Action, ...]:
+    return tuple(a for tag in tags for a in _to_local_port(tag))
+
+
+@lru_cache(maxsize=1 << 14)
+def _network_match(net_tag: int) -> Match:
+    return Match.of(metadata=net_tag)
+
+
+@lru_cache(maxsize=1 << 14)
+def _flood_cookie(net_tag: int) -> int:
+    return make_cookie(CookieKind.NETWORK_FLOOD, net_tag)
+
+
+@lru_cache(maxsize=1 << 16)
+def _localport_flood(net_tag: int, lp_tag: int, local_vifs: tuple[int, ...]) -> Flow:
+    # The localport's broadcasts (e.g. DHCP offers) never leave the host.
+    return Flow(
+        p.L2_LOOKUP,
+        PRIO_FLOOD_FROM_LOCALPORT,
+        Match.of(metadata=net_tag, reg6=lp_tag),
+        _to_local_ports(local_vifs),
+        cookie=_flood_cookie(net_tag),
+    )
 
 
 _TO_PROVIDER: tuple[Action, ...] = (Resubmit(p.PROVIDER_EGRESS),)
@@ -277,6 +316,11 @@ def port_flows(topo: Topology, port_id: str, host: str) -> tuple[Flow, ...]:
             cookie,
             port.allowed_address_pairs,
         )
+    # The same on every other host of the network: worked out once while the topology stands.
+    return topo.derived(("remote-port", port_id), lambda: _remote_entry(topo, port, net, cookie))
+
+
+def _remote_entry(topo: Topology, port: Port, net: Network, cookie: int) -> tuple[Flow, ...]:
     if is_provider(net):
         # Another host's port on a provider network is reached through the physical network.
         return _remote_port_flows(net.tag, 0, port.mac_address, port.ips, "", cookie)

@@ -9,7 +9,9 @@ tunnel IP.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from controller.compiler.l3index import L3Index
 from controller.compiler.sg_index import SecGroupIndex
@@ -27,6 +29,8 @@ from controller.model import (
     Subnet,
 )
 from dataplane.common.constants import PATCH_OFPORT_MIN
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +86,12 @@ class Topology:
         # every recompile) are cached and dropped only when its peer set or an agent changes.
         self._shared: dict[str, dict[str, int]] = defaultdict(dict)
         self._peers: dict[str, tuple[str, ...]] = {}
+        self._derived: dict[Hashable, Any] = {}  # see derived()
 
     # ------------------------------------------------------------ mutation
 
     def put(self, obj: Resource) -> None:
+        self._derived.clear()
         if isinstance(obj, Network):
             self.networks[obj.id] = obj
         elif isinstance(obj, Subnet):
@@ -119,6 +125,7 @@ class Topology:
             self.put(obj)
 
     def delete(self, kind: str, obj_id: str) -> None:
+        self._derived.clear()
         if kind == "network":
             self.networks.pop(obj_id, None)
         elif kind == "subnet":
@@ -145,6 +152,7 @@ class Topology:
             self.l3.delete_floating_ip(obj_id)
 
     def set_agent(self, agent: AgentInfo) -> None:
+        self._derived.clear()
         self.agents[agent.host] = agent
         self._peers.clear()
 
@@ -216,6 +224,18 @@ class Topology:
         return changes
 
     # ------------------------------------------------------------ queries
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A value computed from the topology as it is now, kept until the next change.
+
+        For what many hosts' compiles read alike within one pass (e.g. a network's
+        tunnel outputs to every host it spans): computed once, not once per host.
+        """
+        try:
+            return cast(T, self._derived[key])
+        except KeyError:
+            value = self._derived[key] = compute()
+            return value
 
     def hosts_of_network(self, network_id: str) -> set[str]:
         return set(self.network_hosts.get(network_id, ()))

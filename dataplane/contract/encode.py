@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -501,14 +502,19 @@ class FlowEncoder:
       for many flows (a table default, a shared tunnel output) pays one
       ``id()`` lookup per flow;
     * outputs and resubmits by port / table number (int keys hash in C);
-    * conntrack actions by value (few distinct ones, expensive to encode).
+    * conntrack actions by value (few distinct ones, expensive to encode);
+    * action lists joined from shared pieces (``join``), by identity, until
+      the next ``max_joined`` lists: their encoding is joined from the pieces' own.
 
     Caches are bounded: one that grows past ``max_entries`` is cleared and refills.
     """
 
-    def __init__(self, max_entries: int = 1 << 16) -> None:
+    def __init__(self, max_entries: int = 1 << 16, max_joined: int = 1 << 12) -> None:
         self.max_entries = max_entries
+        self.max_joined = max_joined
         self._by_identity: dict[int, tuple[tuple[Action, ...], bytes]] = {}
+        # Joined lists are mostly one-offs (a flood flow of one host), encoded right after they are built.
+        self._joined: dict[int, tuple[tuple[Action, ...], bytes]] = {}
         self._outputs: dict[int, bytes] = {}
         self._resubmits: dict[int, bytes] = {}
         self._cts: dict[Ct, bytes] = {}
@@ -518,9 +524,31 @@ class FlowEncoder:
         self._outputs.clear()
         self._resubmits.clear()
         self._cts.clear()
+        self._joined.clear()
+
+    def join(self, pieces: Sequence[tuple[Action, ...]]) -> tuple[Action, ...]:
+        """``pieces`` as one action list, whose encoding, when asked for soon, is joined from the pieces'.
+
+        For a compiler that builds many lists out of a few shared pieces: a flood
+        flow is a tunnel output per remote host, and each host's list differs from
+        the others' by one piece.
+        """
+        actions = tuple(chain.from_iterable(pieces))
+        known = self._by_identity
+        parts = []
+        for piece in pieces:
+            hit = known.get(id(piece))
+            parts.append(hit[1] if hit is not None and hit[0] is piece else self.actions(piece))
+        if len(self._joined) >= self.max_joined:
+            self._joined.clear()  # an entry dropped early only costs its list an ordinary encode
+        self._joined[id(actions)] = (actions, b"".join(parts))
+        return actions
 
     def actions(self, actions: tuple[Action, ...]) -> bytes:
         hit = self._by_identity.get(id(actions))
+        if hit is not None and hit[0] is actions:
+            return hit[1]
+        hit = self._joined.get(id(actions))
         if hit is not None and hit[0] is actions:
             return hit[1]
         parts = []
@@ -568,6 +596,11 @@ _default_encoder = FlowEncoder()
 def to_wire(flow: Flow) -> WireFlow:
     """Encode one Flow (module-wide memoising encoder)."""
     return _default_encoder.to_wire(flow)
+
+
+def joined_actions(pieces: Sequence[tuple[Action, ...]]) -> tuple[Action, ...]:
+    """``pieces`` as one action list, encoded from the pieces' memoised encodings (``FlowEncoder.join``)."""
+    return _default_encoder.join(pieces)
 
 
 def clear_caches() -> None:

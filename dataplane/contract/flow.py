@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from typing import Literal, Union, get_args
 
 from dataplane.contract.fields import FIELDS, OFPP_IN_PORT, FieldSpec, format_value, to_int
@@ -48,6 +49,9 @@ def _normalise(name: str, raw: int | str | tuple[int | str, int | str]) -> Match
     return MatchField(name, value, mask)
 
 
+_BY_NAME = attrgetter("name")
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """A set of match fields, kept sorted by name so equal matches are equal."""
@@ -57,7 +61,8 @@ class Match:
     @classmethod
     def of(cls, **fields: int | str | tuple[int | str, int | str]) -> Match:
         """``Match.of(in_port=3, eth_dst=("01:00:00:00:00:00", "01:00:00:00:00:00"))``."""
-        return cls(tuple(sorted(_normalise(n, v) for n, v in fields.items())))
+        # Keyword names are unique, so ordering by name alone is the fields' full order (and far cheaper).
+        return cls(tuple(sorted((_normalise(n, v) for n, v in fields.items()), key=_BY_NAME)))
 
     def get(self, name: str) -> MatchField | None:
         for f in self.fields:

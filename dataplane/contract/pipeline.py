@@ -395,22 +395,22 @@ def check_flow(flow: Flow, feature: str | None = None) -> Flow:
             raise PipelineError(f"flow {flow.text()}: table {table.name} does not match on {f.name}")
         if f.mask is not None and f.name not in table.masked_fields:
             raise PipelineError(f"flow {flow.text()}: table {table.name} does not mask {f.name}")
+    # Actions come from shared, cached pieces (a tunnel output, a local delivery): each is checked
+    # once per table, not once per flow holding it (a flood flow holds one per host of its network).
+    checked = _CHECKED_ACTIONS.setdefault(flow.table, {})
     for action in flow.actions:
-        # Actions come from shared, cached pieces (a tunnel output, a local delivery): each is checked
-        # once per table, not once per flow holding it (a flood flow holds one per host of its network).
-        key = (flow.table, id(action))
-        if _CHECKED_ACTIONS.get(key) is action:
+        if checked.get(id(action)) is action:
             continue
         _check_action(flow, table, action)
-        if len(_CHECKED_ACTIONS) >= _CHECKED_ACTIONS_MAX:
-            _CHECKED_ACTIONS.clear()
-        _CHECKED_ACTIONS[key] = action  # holding the action keeps its id its own
+        if len(checked) >= _CHECKED_ACTIONS_MAX:
+            checked.clear()
+        checked[id(action)] = action  # holding the action keeps its id its own
     if flow.goto is not None:
         _check_target(flow, table, flow.goto)
     return flow
 
 
-_CHECKED_ACTIONS: dict[tuple[int, int], Action] = {}
+_CHECKED_ACTIONS: dict[int, dict[int, Action]] = {}  # table -> id(action) -> action
 _CHECKED_ACTIONS_MAX = 1 << 16
 
 

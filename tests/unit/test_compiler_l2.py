@@ -20,7 +20,7 @@ from controller.model import FixedIP
 from dataplane.common.constants import TUNNEL_OFPORT
 from dataplane.contract.cookie import CookieKind, split_cookie
 from dataplane.contract.fields import IP_PROTO_TCP, int_to_mac, ipv4_to_int, mac_to_int
-from dataplane.contract.flow import Flow, Match, Resubmit
+from dataplane.contract.flow import Flow, Match, Output, Resubmit
 from dataplane.contract.pipeline import PipelineError, check_flow
 from tests.unit.compiler_world import World, at
 
@@ -226,6 +226,22 @@ def test_second_ip_is_allowed_and_answered(world: World) -> None:
     deliveries = world.send_full(r1, arp_request(r1.mac_address, "10.0.0.11", "10.0.0.42"))
     assert int_to_mac(deliveries[0].packet["arp_sha"]) == r2.mac_address
     assert world.send(r2, ipv4(r2.mac_address, r1.mac_address, "10.0.0.42", "10.0.0.11")) == {at(r1)}
+
+
+def test_a_host_that_moves_its_tunnel_is_flooded_to_at_its_new_address(world: World) -> None:
+    """A network's tunnels are worked out once for all its hosts: a new tunnel IP must not find the old list."""
+    r1, r2 = P(world, "r1"), P(world, "r2")
+    pkt = arp_request(r1.mac_address, "10.0.0.11", "10.0.0.77")  # nobody owns .77: flooded
+    assert at(r2) in {(d.host, d.port) for d in world.send_full(r1, pkt)}
+    world.host("h2", "198.51.100.22")
+    assert at(r2) in {(d.host, d.port) for d in world.send_full(r1, pkt)}
+    # A host leaving the network leaves every flood of it.
+    world.topo.delete("port", r2.id)
+    world.topo.delete("port", "port-b2")
+    assert {d.host for d in world.send_full(r1, pkt)} == {"h1"}
+    red_tag = world.topo.networks["net-red"].tag
+    floods = [f for f in world.flows("h1") if split_cookie(f.cookie) == (CookieKind.NETWORK_FLOOD, red_tag)]
+    assert floods and not any(a.port == TUNNEL_OFPORT for f in floods for a in f.actions if isinstance(a, Output))
 
 
 def test_tunnel_traffic_is_never_sent_back_into_the_tunnel(world: World) -> None:

@@ -635,3 +635,25 @@ def test_flow_mod_header_fields() -> None:
     version, msg_type, length, xid = struct.unpack_from("!BBHI", msg)
     assert (version, msg_type, length, xid) == (4, ofp.OFPT_FLOW_MOD, len(msg), 99)
     assert len(msg) % 8 == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pieces=st.lists(st.lists(simple_action(), max_size=4).map(tuple), max_size=6),
+    table=st.integers(0, 253),
+    xid=st.integers(1, 0xFFFFFFFF),
+)
+def test_joined_action_lists_encode_as_their_pieces_in_order(
+    pieces: list[tuple[Action, ...]], table: int, xid: int
+) -> None:
+    """A list joined from pieces encodes byte for byte as os-ken encodes the same actions, memo or not."""
+    encoder = FlowEncoder(max_joined=2)  # tiny: later joins evict earlier ones, which must still encode right
+    flows = []
+    for i in range(len(pieces) + 1):
+        actions = encoder.join(pieces[i:])
+        assert actions == tuple(a for piece in pieces[i:] for a in piece)
+        flows.append(Flow(table=table, priority=1, actions=actions))
+        # Encoded at once (from the joined pieces), and again below once evicted.
+        assert flow_mod_add(encoder.to_wire(flows[-1]), xid) == serialize(osken_flow_mod(flows[-1], xid))
+    for flow in flows:
+        assert flow_mod_add(encoder.to_wire(flow), xid) == serialize(osken_flow_mod(flow, xid))
