@@ -279,21 +279,17 @@ _TO_PROVIDER: tuple[Action, ...] = (Resubmit(p.PROVIDER_EGRESS),)
 
 
 def _provider_flood_flows(net_tag: int, local_vifs: tuple[int, ...], lp_tag: int) -> tuple[Flow, ...]:
-    cookie = make_cookie(CookieKind.NETWORK_FLOOD, net_tag)
-    to_local: tuple[Action, ...] = tuple(a for tag in local_vifs for a in _to_local_port(tag))
+    cookie = _flood_cookie(net_tag)
+    to_local = _to_local_ports(local_vifs)
     to_all = to_local + (_to_local_port(lp_tag) if lp_tag else ()) + _TO_PROVIDER
     flows = [
         # From the physical network (reg6=0): this host's VMs only, never back out, never the localport
         # (each host's localport serves its own VMs; the physical network has one of them per host).
         Flow(p.L2_LOOKUP, PRIO_FLOOD_FROM_PHYSICAL, Match.of(metadata=net_tag, reg6=0), to_local, cookie=cookie),
-        Flow(p.L2_LOOKUP, PRIO_FLOOD, Match.of(metadata=net_tag), to_all, cookie=cookie),
+        Flow(p.L2_LOOKUP, PRIO_FLOOD, _network_match(net_tag), to_all, cookie=cookie),
     ]
     if lp_tag:
-        flows.append(
-            Flow(
-                p.L2_LOOKUP, PRIO_FLOOD_FROM_LOCALPORT, Match.of(metadata=net_tag, reg6=lp_tag), to_local, cookie=cookie
-            )
-        )
+        flows.append(_localport_flood(net_tag, lp_tag, local_vifs))
     return tuple(flows)
 
 

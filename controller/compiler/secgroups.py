@@ -264,8 +264,7 @@ def address_set_refs(topo: Topology, host: str) -> dict[str, tuple[int, int]]:
 def address_groups(topo: Topology, host: str) -> dict[GroupKey, tuple[Flow, ...]]:
     """The member flows the agent of ``host`` renders from its address sets, as groups ``("sg-address", cidr)``
     (for a whole-host compile: tracing, tests)."""
-    members = topo.secgroups.members
-    held = address_sets.held_sets(address_set_refs(topo, host), lambda g: members.get(g, {}).keys())
+    held = address_sets.held_sets(address_set_refs(topo, host), topo.secgroups.addresses_of)
     rendered = address_sets.render(held)
     return {("sg-address", address): flows for address, flows in rendered.items()}
 

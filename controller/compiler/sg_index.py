@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
+from collections.abc import Collection
 
 from controller.model import Port, SecurityGroup, SecurityGroupRule
 
@@ -148,6 +149,10 @@ class SecGroupIndex:
 
     def hosts_referencing(self, remote: str, direction: str) -> tuple[str, ...]:
         return tuple(self.refs.get((remote, direction), ()))
+
+    def addresses_of(self, group: str) -> Collection[str]:
+        """A group's member addresses now: the content of its address set wherever it is held."""
+        return self.members.get(group, {}).keys()
 
     def referenced_on(self, host: str) -> tuple[RefKey, ...]:
         return tuple(self.host_refs.get(host, ()))

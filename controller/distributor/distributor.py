@@ -341,7 +341,7 @@ class Distributor:
 
     def members(self, group_id: str) -> Collection[str]:
         """A remote group's member addresses now: the content of its address set on every host holding it."""
-        return self.topo.secgroups.members.get(group_id, {}).keys()
+        return self.topo.secgroups.addresses_of(group_id)
 
     def flow_count(self, rec: HostRecord) -> int:
         with self.lock:

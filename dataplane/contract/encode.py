@@ -534,11 +534,7 @@ class FlowEncoder:
         the others' by one piece.
         """
         actions = tuple(chain.from_iterable(pieces))
-        known = self._by_identity
-        parts = []
-        for piece in pieces:
-            hit = known.get(id(piece))
-            parts.append(hit[1] if hit is not None and hit[0] is piece else self.actions(piece))
+        parts = [self.actions(piece) for piece in pieces]
         if len(self._joined) >= self.max_joined:
             self._joined.clear()  # an entry dropped early only costs its list an ordinary encode
         self._joined[id(actions)] = (actions, b"".join(parts))
