@@ -31,7 +31,15 @@ latency of one CreatePort as the client sees it, the controller's resident
 memory (VmRSS) with the ports in it, and the controller's CPU time per create
 (``*_controller_cpu_ms_per_create``, user + system over the run; for bound
 ports until the agents hold the final state): the figure least moved by the
-neighbours' load on a shared machine. For bound ports also
+neighbours' load on a shared machine. ``*_clients_cpu_ms_per_create`` is this
+process's CPU over the same span (the 8 clients; the light agents have their
+own process, ``bound_agents_cpu_ms_per_create``), ``*_total_cpu_ms_per_create``
+the sum over every process taking part, and ``*_cpu_ceiling_creates_per_s``
+what that total allows on this machine's cores if all of them did nothing
+else: the rate no change confined to scheduling or locking can pass.
+``bound_controller_cores`` is the controller's CPU over the wall-clock span
+from the first create to the agents' last message: near 1.0, the controller
+is bound by its one interpreter lock, not by the machine. For bound ports also
 ``bound_propagation_p50_ms``/``_p99_ms``: from a create being sent to its
 port's own host's agent holding it (clocks: CLOCK_MONOTONIC, shared by the
 processes). After each bound round every agent's state, built from the deltas
@@ -192,6 +200,16 @@ def latency_metrics(prefix: str, run: ClientRun, ports: int) -> dict[str, float]
     }
 
 
+def cpu_budget(prefix: str, ports: int, total_cpu: float, clients_cpu: float) -> dict[str, float]:
+    """The clients' and every process's CPU per create, and the rate that total allows on this machine."""
+    total_ms = total_cpu / ports * 1000
+    return {
+        f"{prefix}clients_cpu_ms_per_create": clients_cpu / ports * 1000,
+        f"{prefix}total_cpu_ms_per_create": total_ms,
+        f"{prefix}cpu_ceiling_creates_per_s": (os.cpu_count() or 1) * 1000 / total_ms,
+    }
+
+
 def check_ports(stub: network_pb2_grpc.NetworkServiceStub, expected: int) -> list[resources_pb2.Port]:
     """Every port is there, and no IP or MAC was handed out twice on a network."""
     ports: list[resources_pb2.Port] = []
@@ -232,13 +250,15 @@ def unbound_round(ports: int, clients: int) -> dict[str, float]:
                 for n in range(ports)
             ]
             load = load_average()
-            cpu_before = cpu_seconds(proc.pid)
+            cpu_before, clients_cpu_before = cpu_seconds(proc.pid), cpu_seconds(os.getpid())
             run = run_clients(port, deal(requests, clients))
             cpu = cpu_seconds(proc.pid) - cpu_before
+            clients_cpu = cpu_seconds(os.getpid()) - clients_cpu_before
             check_ports(stub, ports + 1)  # + the network's DHCP port
             return {
                 **latency_metrics("unbound_", run, ports),
                 "unbound_controller_cpu_ms_per_create": cpu / ports * 1000,
+                **cpu_budget("unbound_", ports, cpu + clients_cpu, clients_cpu),
                 "unbound_rss_mb": rss_mb(proc.pid),
                 "unbound_rss_empty_mb": rss_before,
                 "unbound_load_before": load,
@@ -498,12 +518,15 @@ def bound_round(ports: int, clients: int, hosts: int, networks: int) -> dict[str
             ]
             load = load_average()
             cpu_before, agents_cpu_before = cpu_seconds(proc.pid), cpu_seconds(agents.proc.pid)
+            clients_cpu_before = cpu_seconds(os.getpid())
             run = run_clients(port, deal(requests, clients))
             clients_done = time.monotonic()
             settled = agents.ask("settle")
             # Until every agent holds its host's final state: the work a create causes, wherever it lands.
             cpu = cpu_seconds(proc.pid) - cpu_before
             agents_cpu = cpu_seconds(agents.proc.pid) - agents_cpu_before
+            clients_cpu = cpu_seconds(os.getpid()) - clients_cpu_before
+            busy_span = settled["last_message"] - min(run.sent_at.values())
             created = check_ports(stub, ports + networks)  # + a DHCP port per network
             seen = agents.ask("verify")
             rss = rss_mb(proc.pid)
@@ -516,6 +539,8 @@ def bound_round(ports: int, clients: int, hosts: int, networks: int) -> dict[str
                 **latency_metrics("bound_", run, ports),
                 "bound_controller_cpu_ms_per_create": cpu / ports * 1000,
                 "bound_agents_cpu_ms_per_create": agents_cpu / ports * 1000,
+                **cpu_budget("bound_", ports, cpu + agents_cpu + clients_cpu, clients_cpu),
+                "bound_controller_cores": cpu / busy_span,
                 "bound_drain_ms": max(0.0, settled["last_message"] - clients_done) * 1000,
                 "bound_propagation_p50_ms": percentile(propagation, 0.50) * 1000,
                 "bound_propagation_p99_ms": percentile(propagation, 0.99) * 1000,
@@ -541,6 +566,8 @@ GOALS: dict[str, tuple[str, float] | None] = {
     "unbound_max_ms": None,
     "unbound_rss_mb": ("<", 100),
     "unbound_controller_cpu_ms_per_create": None,
+    "unbound_total_cpu_ms_per_create": None,
+    "unbound_cpu_ceiling_creates_per_s": None,
     "bound_creates_per_s": (">=", 1000),
     "bound_p50_ms": None,
     "bound_p99_ms": ("<", 50),
@@ -551,6 +578,10 @@ GOALS: dict[str, tuple[str, float] | None] = {
     "bound_rss_mb": None,
     "bound_controller_cpu_ms_per_create": None,
     "bound_agents_cpu_ms_per_create": None,
+    "bound_clients_cpu_ms_per_create": None,
+    "bound_total_cpu_ms_per_create": None,
+    "bound_cpu_ceiling_creates_per_s": None,
+    "bound_controller_cores": None,
     "bound_fanout_mean": None,
 }
 
