@@ -411,7 +411,7 @@ def check_flow(flow: Flow, feature: str | None = None) -> Flow:
 
 
 _CHECKED_ACTIONS: dict[int, dict[int, Action]] = {}  # table -> id(action) -> action
-_CHECKED_ACTIONS_MAX = 1 << 16
+_CHECKED_ACTIONS_MAX = 1 << 16  # entries per table: a table past it is cleared and refills
 
 
 def _check_action(flow: Flow, table: Table, action: Action) -> None:
